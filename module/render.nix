@@ -1,13 +1,18 @@
 # Turns the unit data of module/units.nix into file contents, as pure Nix (builtins only):
 #   "<unit name>"            the unit file (INI), rendered like NixOS renders unit options
 #   "tmpfiles.d/bitpoll.conf" the directories to create before the units start
-#   "bin/bitpoll-manage"     manage.py in a transient unit with the service's user and sandbox
+#   "bin/bitpoll-manage", "bin/bitpoll-ops"  the package's commands in a transient unit with the
+#                            service's user, credentials and sandbox
 # ci/render-units writes these files; the NixOS module uses the same wrapper text.
 {
   # What module/units.nix returned.
   unitData,
   # The systemd-run executable the wrapper calls (NixOS passes its store path).
   systemdRun ? "systemd-run",
+  # The interpreter of the wrappers (NixOS passes pkgs.runtimeShell).
+  shell ? "/bin/sh",
+  # More properties for the wrappers' transient units, e.g. "Environment=PATH=...".
+  extraProperties ? [ ],
 }:
 let
   inherit (builtins)
@@ -76,20 +81,25 @@ let
 
   shellQuote = s: "'${replaceStrings [ "'" ] [ "'\\''" ] s}'";
 
-  manageWrapper = ''
-    #!/bin/sh
-    # bitpoll-manage: Bitpoll's manage.py as the service runs it, in a transient unit with the
+  wrapper = name: w: ''
+    #!${shell}
+    # ${name}: Bitpoll's ${name} as the service runs it, in a transient unit with the
     # service's user, credentials, environment and sandbox. Needs root (or polkit's consent).
     set -eu
     if [ -t 0 ] && [ -t 1 ]; then io=--pty; else io=--pipe; fi
     exec ${shellQuote systemdRun} --quiet --wait --collect --service-type=exec "$io" \
     ${
-      concatStringsSep "" (map (p: "  -p ${shellQuote p} \\\n") unitData.manageProperties)
-    }  -- ${shellQuote unitData.manageCommand} "$@"
+      concatStringsSep "" (map (p: "  -p ${shellQuote p} \\\n") (w.properties ++ extraProperties))
+    }  -- ${shellQuote w.command} "$@"
   '';
 in
 builtins.mapAttrs (_: renderUnit) unitData.units
 // {
   "tmpfiles.d/bitpoll.conf" = tmpfilesText;
-  "bin/bitpoll-manage" = manageWrapper;
 }
+// builtins.listToAttrs (
+  map (name: {
+    name = "bin/${name}";
+    value = wrapper name unitData.wrappers.${name};
+  }) (attrNames unitData.wrappers)
+)

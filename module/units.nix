@@ -7,8 +7,8 @@
 #   units.<file name> = { Unit = { ... }; Service|Socket|Timer = { ... }; Install = { ... };
 #                         environment = { NAME = value; }; }   # environment: services only
 #   tmpfiles = [ { type; path; mode; user; group; } ]           # directories created at boot
-#   manageCommand, manageProperties = [ "Key=value" ... ]  # the transient unit behind
-#                                                            `bitpoll-manage`
+#   wrappers.<name> = { command; properties = [ "Key=value" ]; }  # bitpoll-manage, bitpoll-ops:
+#                                                   the transient unit each runs its command in
 #
 # Section values follow the NixOS unit option model (see module/hardening.nix).
 {
@@ -90,6 +90,8 @@ let
     BITPOLL_SETTINGS_FILE = toString settingsFile;
     BITPOLL_STATE_DIR = stateDir;
   }
+  # bitpoll-ops writes its archives (and restore its safety backup) there by default.
+  // (if backupCfg.enable then { BITPOLL_BACKUP_DIR = backupCfg.directory; } else { })
   // extraEnvironment;
 
   loadCredentials = map (name: "${name}:${toString credentials.${name}}") (
@@ -167,8 +169,6 @@ let
         (bin "bitpoll-server")
         "--workers"
         workers
-        "--name"
-        "bitpoll"
       ];
       Restart = "on-failure";
       RestartSec = "2s";
@@ -205,27 +205,26 @@ let
     Install.WantedBy = [ "timers.target" ];
   };
 
+  # The backup job, and `bitpoll-ops` run by hand, may also write the backup directory.
+  backupAccess =
+    if !backupCfg.enable then
+      { }
+    else if backupUnderVarLib then
+      { StateDirectory = stateDirectories ++ [ (removePrefix "/var/lib/" backupCfg.directory) ]; }
+    else
+      { ReadWritePaths = stateRwPaths ++ [ backupCfg.directory ]; };
+
   backupUnits =
     if backupCfg.enable then
       {
-        "bitpoll-backup.service" =
-          oneshot "Bitpoll backup"
-            [
-              (bin "bitpoll-ops")
-              "backup"
-              "--directory"
-              backupCfg.directory
-              "--keep"
-              backupCfg.keep
-            ]
-            (
-              if backupUnderVarLib then
-                {
-                  StateDirectory = stateDirectories ++ [ (removePrefix "/var/lib/" backupCfg.directory) ];
-                }
-              else
-                { ReadWritePaths = stateRwPaths ++ [ backupCfg.directory ]; }
-            );
+        "bitpoll-backup.service" = oneshot "Bitpoll backup" [
+          (bin "bitpoll-ops")
+          "backup"
+          "--dir"
+          backupCfg.directory
+          "--keep"
+          backupCfg.keep
+        ] backupAccess;
         "bitpoll-backup.timer" = timer "Scheduled Bitpoll backup" backupCfg.onCalendar;
       }
     else
@@ -265,6 +264,11 @@ let
     in
     map (v: "${name}=${show v}") values;
 
+  properties =
+    service:
+    builtins.concatLists (builtins.attrValues (builtins.mapAttrs toProperty service))
+    ++ map (name: "Environment=${name}=${environment.${name}}") (builtins.attrNames environment);
+
   checks = [
     (check (isAbsolute package) "package must be an absolute path, got '${toString package}'")
     (check (isAbsolute stateDir) "stateDir must be an absolute path, got '${stateDir}'")
@@ -303,8 +307,17 @@ assert builtins.all (x: x) checks;
   # `bitpoll-manage` runs the package's manage.py in a transient unit with exactly the service's
   # user, credentials, environment and sandbox (systemd-run -p ...), so commands see what the
   # service sees and secrets stay out of the caller's environment.
-  manageCommand = bin "bitpoll-manage";
-  manageProperties =
-    builtins.concatLists (builtins.attrValues (builtins.mapAttrs toProperty common))
-    ++ map (name: "Environment=${name}=${environment.${name}}") (builtins.attrNames environment);
+  # `bitpoll-manage` and `bitpoll-ops` run in a transient unit with exactly the service's user,
+  # credentials, environment and sandbox (systemd-run -p ...), so commands see what the service
+  # sees and secrets stay out of the caller's environment.
+  wrappers = {
+    bitpoll-manage = {
+      command = bin "bitpoll-manage";
+      properties = properties common;
+    };
+    bitpoll-ops = {
+      command = bin "bitpoll-ops";
+      properties = properties (common // backupAccess);
+    };
+  };
 }
