@@ -1,0 +1,219 @@
+"""The container's root file system: Debian with systemd, built once by debootstrap and cached.
+
+The root file system is the same Debian release as the host, so the host's Python (pyenv) and the
+process testbed's venv, both linked against the host's libc and libraries, run unchanged when
+bind-mounted into the container. It is keyed by its recipe (release, architecture, packages and the
+recipe's own version), built in a temporary directory and renamed into place only when complete, so
+an interrupted build is never taken for a good one.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import glob
+import hashlib
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+# Bump when the post-processing below changes, so a rootfs built by an older recipe is not reused.
+RECIPE_VERSION = 1
+
+# systemd as PID 1 (systemd-sysv), D-Bus for systemctl and `systemd-analyze security` online,
+# OpenSSH for the harness's ssh target, and the shared libraries that the host's pyenv Python and
+# the usual binary wheels link against (the list comes from `ldd` on its lib-dynload modules, minus
+# Tk and X11, which Bitpoll never imports). libpq5 serves psycopg when PostgreSQL is used.
+PACKAGES = (
+    "systemd",
+    "systemd-sysv",
+    "dbus",
+    "openssh-server",
+    "procps",
+    "iproute2",
+    "libssl3",
+    "libsqlite3-0",
+    "libffi8",
+    "zlib1g",
+    "libbz2-1.0",
+    "liblzma5",
+    "libreadline8",
+    "libncursesw6",
+    "libuuid1",
+    "libexpat1",
+    "libgdbm6",
+    "libnsl2",
+    "libtirpc3",
+    "libpq5",
+)
+
+# PostgreSQL, for `createLocally` inside the container; opt-in, as it adds to the build time.
+POSTGRESQL_PACKAGES = ("postgresql",)
+
+COMPLETE_MARKER = ".bitpoll-rootfs.json"
+
+
+class RootfsError(Exception):
+    """A problem building the root file system, with a message for the user."""
+
+
+def cache_dir() -> Path:
+    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return Path(base) / "bitpoll-nix"
+
+
+def host_release() -> str:
+    """The host's Debian codename, read from /etc/os-release."""
+    try:
+        text = Path("/etc/os-release").read_text()
+    except OSError as exc:
+        raise RootfsError(f"cannot read /etc/os-release: {exc}") from exc
+    match = re.search(r"^VERSION_CODENAME=\"?([a-z]+)\"?$", text, re.M)
+    if not match or "ID=debian" not in text:
+        raise RootfsError("the host is not a Debian release with a codename in /etc/os-release; the container needs the host's Debian release")
+    return match.group(1)
+
+
+def _parse_one_line_sources(text: str):
+    for line in text.splitlines():
+        line = line.split("#", 1)[0].strip()
+        if not line.startswith("deb "):
+            continue
+        # Options in brackets ("deb [signed-by=...] URI suite comps") carry no URI.
+        line = re.sub(r"\[[^]]*\]", "", line)
+        fields = line.split()
+        if len(fields) >= 4:
+            yield fields[1], fields[2].split(), fields[3:]
+
+
+def _parse_deb822_sources(text: str):
+    for stanza in re.split(r"\n\s*\n", text):
+        fields: dict[str, str] = {}
+        key = None
+        for line in stanza.splitlines():
+            if line.startswith("#") or not line.strip():
+                continue
+            if line[0] in " \t" and key:
+                fields[key] += " " + line.strip()
+                continue
+            key, _, value = line.partition(":")
+            key = key.strip().lower()
+            fields[key] = value.strip()
+        if fields.get("enabled", "yes").lower() == "no" or "deb" not in fields.get("types", "").split():
+            continue
+        for uri in fields.get("uris", "").split():
+            yield uri, fields.get("suites", "").split(), fields.get("components", "").split()
+
+
+def host_mirror(release: str) -> str:
+    """The Debian mirror that apt on this host already uses for `release` main.
+
+    Read at run time from the host's apt configuration, so the project names no mirror itself.
+    """
+    candidates = []
+    for path in sorted(glob.glob("/etc/apt/sources.list") + glob.glob("/etc/apt/sources.list.d/*.list")):
+        candidates += list(_parse_one_line_sources(Path(path).read_text()))
+    for path in sorted(glob.glob("/etc/apt/sources.list.d/*.sources")):
+        candidates += list(_parse_deb822_sources(Path(path).read_text()))
+    for uri, suites, components in candidates:
+        if release in suites and "main" in components:
+            return uri
+    raise RootfsError(f"no apt source for '{release} main' in /etc/apt/sources.list*; add the Debian mirror there")
+
+
+def recipe(with_postgresql: bool = False) -> dict:
+    packages = PACKAGES + (POSTGRESQL_PACKAGES if with_postgresql else ())
+    return {
+        "release": host_release(),
+        "architecture": subprocess.run(["dpkg", "--print-architecture"], check=True, capture_output=True, text=True).stdout.strip(),
+        "packages": sorted(packages),
+        "recipe_version": RECIPE_VERSION,
+    }
+
+
+def rootfs_path(with_postgresql: bool = False) -> Path:
+    key = hashlib.sha256(json.dumps(recipe(with_postgresql), sort_keys=True).encode()).hexdigest()[:12]
+    return cache_dir() / f"rootfs-{key}"
+
+
+def is_complete(path: Path) -> bool:
+    return (path / COMPLETE_MARKER).is_file()
+
+
+def _post_process(root: Path) -> None:
+    """Make the fresh tree a neutral base that every container configures at boot.
+
+    The host keys debootstrap generated would be shared by every container built from this cache,
+    so they go; each container gets throwaway ones. sshd must not start with Debian's defaults: the
+    container shares the host's network, and port 22 on every address is neither free nor allowed.
+    The testbed enables it with its own listen address when it boots a container.
+    """
+    for key in root.glob("etc/ssh/ssh_host_*"):
+        key.unlink()
+    for link in ("etc/systemd/system/multi-user.target.wants/ssh.service", "etc/systemd/system/sshd.service"):
+        (root / link).unlink(missing_ok=True)
+    # Units that cannot work inside a container sharing the host's network and devices, masked so
+    # that the system reaches "running" instead of "degraded" and tests can tell real failures.
+    for unit in ("systemd-networkd-wait-online.service", "getty@tty1.service", "serial-getty@.service", "apt-daily.timer", "apt-daily-upgrade.timer", "e2scrub_reap.service"):
+        target = root / "etc/systemd/system" / unit
+        target.unlink(missing_ok=True)
+        target.symlink_to("/dev/null")
+    # The downloaded packages are not needed once installed.
+    for deb in root.glob("var/cache/apt/archives/*.deb"):
+        deb.unlink()
+    # Each boot gets its own machine id (an empty file makes systemd generate a transient one).
+    (root / "etc/machine-id").write_text("")
+    # A persistent journal in the container's writable layer survives until `down`, for debugging.
+    (root / "var/log/journal").mkdir(parents=True, exist_ok=True)
+
+
+def build(with_postgresql: bool = False, log=sys.stderr) -> Path:
+    """The path of a complete root file system, built now unless it is cached."""
+    final = rootfs_path(with_postgresql)
+    if is_complete(final):
+        return final
+    for tool in ("debootstrap", "dpkg"):
+        if not shutil.which(tool):
+            raise RootfsError(f"{tool} not found; run ci/install.d/10-debian.sh (installs debootstrap)")
+    if os.geteuid() != 0:
+        raise RootfsError("building the root file system needs root (debootstrap)")
+    final.parent.mkdir(parents=True, exist_ok=True)
+    # One build at a time per recipe: a second caller waits and then finds the finished tree.
+    with open(final.parent / f"{final.name}.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if is_complete(final):
+            return final
+        spec = recipe(with_postgresql)
+        mirror = host_mirror(spec["release"])
+        # Leftovers of an interrupted build (this lock was free, so nobody is writing them).
+        for stale in final.parent.glob(f"{final.name}.tmp-*"):
+            shutil.rmtree(stale, ignore_errors=True)
+        if final.exists():
+            shutil.rmtree(final)
+        tmp = final.parent / f"{final.name}.tmp-{os.getpid()}"
+        start = time.monotonic()
+        print(f"building root file system {final} ({spec['release']}, from {mirror})", file=log, flush=True)
+        cmd = [
+            "debootstrap",
+            "--variant=minbase",
+            f"--arch={spec['architecture']}",
+            "--include=" + ",".join(spec["packages"]),
+            spec["release"],
+            str(tmp),
+            mirror,
+        ]
+        result = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        if result.returncode != 0:
+            shutil.rmtree(tmp, ignore_errors=True)
+            tail = "\n".join(result.stdout.splitlines()[-20:])
+            raise RootfsError(f"debootstrap failed (exit {result.returncode}):\n{tail}")
+        _post_process(tmp)
+        spec["mirror"] = mirror
+        (tmp / COMPLETE_MARKER).write_text(json.dumps(spec, indent=2) + "\n")
+        os.rename(tmp, final)
+        print(f"root file system ready in {time.monotonic() - start:.0f} s: {final}", file=log, flush=True)
+    return final

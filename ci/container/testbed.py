@@ -1,0 +1,692 @@
+"""The systemd container testbed: Bitpoll under a real systemd, with the module's own units.
+
+`up` boots the cached Debian root file system (see rootfs.py) with systemd-nspawn, on an overlay
+so the cache is never written, installs Bitpoll as the package lays it out at a /nix/store-like
+path (read-only bind mounts of the process testbed's prepared layout), the unit files that
+ci/render-units renders from module/units.nix, a `bitpoll` system user and an SSH server, then
+starts the units. `down` stops the container and removes every mount, cgroup and file it made.
+
+Networking: the container shares the host's network namespace (no --private-network). Every
+service it runs that listens (sshd, bitpoll.socket) is bound to 127.0.0.1 on a free port chosen at
+`up`, and sshd is configured before it first starts, so nothing listens elsewhere. That keeps the
+project's rule (network only on 127.0.0.1) without creating, routing and cleaning up network
+namespaces and veth pairs, and the harness reaches both ports directly. The services' own
+PrivateNetwork= still takes effect inside (a socket-activated service gets its socket from
+systemd, so it never needs the network it lives in).
+
+State of one container lives in its state directory (default /tmp/bitpoll-container):
+  state.json      what `up` made (pids, ports, paths); read by `down`, `env`, `exec`
+  root/           the overlay mount (the container's root), over the cached rootfs
+  upper/ work/    the overlay's writable layer
+  store/          the /nix/store the container sees (bind-mounted read-only)
+  units/          what ci/render-units rendered
+  ssh/            throwaway client key, host key, known_hosts and ssh_config
+  console.log     the container's console
+"""
+
+from __future__ import annotations
+
+import base64
+import errno
+import hashlib
+import json
+import os
+import re
+import shlex
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import rootfs
+
+REPO = Path(__file__).resolve().parent.parent.parent
+RENDER_UNITS = REPO / "ci" / "render-units"
+TEMPLATES = REPO / "package" / "files"
+DEFAULT_STATE_DIR = Path(os.environ.get("BITPOLL_CONTAINER_DIR") or "/tmp/bitpoll-container")
+
+# Where the container's Bitpoll lives, as on NixOS.
+STORE = "/nix/store"
+SERVICE_STATE_DIR = "/var/lib/bitpoll"
+BACKUP_DIR = "/var/backup/bitpoll"
+# The PATH of commands run in the container, and of the units (passed to ci/render-units).
+CONTAINER_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+# The units enabled and started by `up`, in order.
+STARTED_UNITS = ("bitpoll.socket", "bitpoll.service", "bitpoll-backup.timer", "bitpoll-clearsessions.timer")
+CGROUP_PREFIX = "bitpoll-container-"
+
+
+class TestbedError(Exception):
+    """A failure with a one-line message for the user (and, when useful, a log excerpt)."""
+
+
+def log(message: str) -> None:
+    print(f"bitpoll-container: {message}", file=sys.stderr, flush=True)
+
+
+# Nix's base-32 alphabet, so that the made-up store paths look like real ones.
+NIX_BASE32 = "0123456789abcdfghijklmnpqrsvwxyz"
+
+
+def store_hash(*parts: str) -> str:
+    digest = int.from_bytes(hashlib.sha256("\0".join(parts).encode()).digest()[:20], "big")
+    return "".join(NIX_BASE32[(digest >> (5 * i)) & 31] for i in range(32))
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that is free now (the kernel picks it)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def run(cmd: list[str], **kwargs) -> subprocess.CompletedProcess:
+    kwargs.setdefault("check", True)
+    kwargs.setdefault("capture_output", True)
+    kwargs.setdefault("text", True)
+    try:
+        return subprocess.run(cmd, **kwargs)
+    except subprocess.CalledProcessError as exc:
+        detail = (exc.stderr or exc.stdout or "").strip().splitlines()[-5:]
+        raise TestbedError(f"{shlex.join(cmd)} failed (exit {exc.returncode}): " + " | ".join(detail)) from exc
+
+
+def pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    # A zombie is dead for our purposes.
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().split(") ", 1)[1][0] != "Z"
+    except OSError:
+        return False
+
+
+# ---------------------------------------------------------------------------------------------
+# The app layout: what the process testbed prepared, mapped to store paths inside the container.
+
+
+class Layout:
+    """Bitpoll as the process testbed laid it out on the host, read from its rendered wrappers.
+
+    The wrappers are the contract: they name the interpreter, the app directory (manage.py, the
+    `bitpoll` package with the settings shim, bitpoll_ops.py), the collected static files and the
+    version. The container gets the same trees, read-only, at store paths, and wrappers rendered
+    from the same templates (package/files/*.in) with those store paths.
+    """
+
+    WRAPPERS = ("bitpoll-manage", "bitpoll-server", "bitpoll-ops")
+
+    def __init__(self, bin_dir: Path):
+        self.bin_dir = bin_dir
+        ops = bin_dir / "bitpoll-ops"
+        if not ops.is_file():
+            raise TestbedError(f"{ops} not found; pass --layout-bin the bin directory of the process testbed's layout (with bitpoll-manage, bitpoll-server, bitpoll-ops)")
+        text = ops.read_text()
+
+        def field(pattern: str, what: str) -> str:
+            match = re.search(pattern, text, re.M)
+            if not match:
+                raise TestbedError(f"{ops}: cannot find {what}; it does not look rendered from package/files/bitpoll-ops.in")
+            return match.group(1)
+
+        self.python = Path(field(r"^exec '([^']+)' '[^']+/bitpoll_ops\.py'", "the interpreter"))
+        self.app_dir = Path(field(r"^export BITPOLL_APP_DIR='([^']+)'", "BITPOLL_APP_DIR"))
+        self.static_root = Path(field(r"^export BITPOLL_STATIC_ROOT='([^']+)'", "BITPOLL_STATIC_ROOT"))
+        self.version = field(r"^export BITPOLL_VERSION='([^']+)'", "BITPOLL_VERSION")
+        for path, what in ((self.app_dir / "manage.py", "manage.py"), (self.static_root, "the static root")):
+            if not path.exists():
+                raise TestbedError(f"{path} ({what}, named by {ops}) does not exist; rebuild the process testbed's layout")
+
+        # A venv: its pyvenv.cfg names the base interpreter's bin directory; the packages are in
+        # its site-packages. A base interpreter is used as it is.
+        venv = self.python.parent.parent
+        cfg = venv / "pyvenv.cfg"
+        if cfg.is_file():
+            home = re.search(r"^home\s*=\s*(.+)$", cfg.read_text(), re.M)
+            if not home:
+                raise TestbedError(f"{cfg} has no 'home' line")
+            self.base_prefix = Path(home.group(1).strip()).resolve().parent
+            self.venv: Path | None = venv
+        else:
+            self.base_prefix = self.python.resolve().parent.parent
+            self.venv = None
+        out = run([str(self.python), "-c", "import sys, sysconfig; print(sys.version_info[0], sys.version_info[1], sys.version.split()[0]); print(sysconfig.get_paths()['purelib'])"]).stdout.split("\n")
+        major, minor, self.python_version = out[0].split()
+        self.python_xy = f"python{major}.{minor}"
+        self.site_packages = Path(out[1])
+        base_python = self.base_prefix / "bin" / self.python_xy
+        if not base_python.exists():
+            raise TestbedError(f"{base_python} not found; the interpreter of {self.python} must live in a prefix with bin/{self.python_xy}")
+
+        key = str(self.bin_dir.resolve())
+        self.c_base = f"{STORE}/{store_hash('python', str(self.base_prefix))}-python3-{self.python_version}"
+        self.c_env = f"{STORE}/{store_hash('env', key)}-bitpoll-python-env"
+        self.c_package = f"{STORE}/{store_hash('package', key)}-bitpoll-{self.version}"
+        self.c_app = f"{self.c_package}/lib/bitpoll"
+        self.c_static = f"{self.c_package}/share/bitpoll/static"
+        self.c_python = f"{self.c_env}/bin/python" if self.venv else f"{self.c_base}/bin/{self.python_xy}"
+
+    def render_wrapper(self, name: str) -> str:
+        template = TEMPLATES / f"{name}.in"
+        text = template.read_text()
+        values = {"python": self.c_python, "appDir": self.c_app, "staticRoot": self.c_static, "version": self.version}
+        for key, value in values.items():
+            text = text.replace(f"@{key}@", value)
+        left = re.findall(r"@[A-Za-z]+@", text)
+        if left:
+            raise TestbedError(f"{template}: placeholders {', '.join(sorted(set(left)))} are unknown to the container testbed (ci/container/testbed.py)")
+        return text
+
+    def assemble(self, store: Path) -> list[tuple[Path, str]]:
+        """Write the small files of the store into `store` and return the bind mounts to add.
+
+        The big trees (interpreter, site-packages, app, static files) are bind-mounted read-only
+        over empty directories made here, so nothing is copied.
+        """
+        def host(container_path: str) -> Path:
+            return store / container_path[len(STORE) + 1 :]
+
+        mounts: list[tuple[Path, str]] = [(self.base_prefix, self.c_base)]
+        host(self.c_base).mkdir(parents=True)
+        if self.venv:
+            env = host(self.c_env)
+            (env / "bin").mkdir(parents=True)
+            (env / "pyvenv.cfg").write_text(f"home = {self.c_base}/bin\ninclude-system-site-packages = false\nversion = {self.python_version}\n")
+            (env / "bin" / "python").symlink_to(f"{self.c_base}/bin/{self.python_xy}")
+            (env / "bin" / "python3").symlink_to("python")
+            site = env / "lib" / self.python_xy / "site-packages"
+            site.mkdir(parents=True)
+            mounts.append((self.site_packages, f"{self.c_env}/lib/{self.python_xy}/site-packages"))
+        package = host(self.c_package)
+        (package / "bin").mkdir(parents=True)
+        for name in self.WRAPPERS:
+            wrapper = package / "bin" / name
+            wrapper.write_text(self.render_wrapper(name))
+            wrapper.chmod(0o555)
+        host(self.c_app).mkdir(parents=True)
+        host(self.c_static).mkdir(parents=True)
+        mounts += [(self.app_dir, self.c_app), (self.static_root, self.c_static)]
+        return mounts
+
+
+# ---------------------------------------------------------------------------------------------
+# cgroups: the host has no systemd, so nspawn --keep-unit uses the cgroup it was started in. Each
+# container gets its own, so that parallel containers do not share nspawn's "payload" group and
+# `down` can remove exactly what this container left.
+
+
+def cgroup_mounts() -> list[tuple[Path, str]]:
+    """(mount point, our cgroup path) for the hierarchies nspawn uses: name=systemd and cgroup2."""
+    own = {}
+    for line in Path("/proc/self/cgroup").read_text().splitlines():
+        hid, controllers, path = line.split(":", 2)
+        if hid == "0":
+            own["unified"] = path
+        elif "name=systemd" in controllers.split(","):
+            own["systemd"] = path
+    result = []
+    for line in Path("/proc/self/mounts").read_text().splitlines():
+        _, mountpoint, fstype, options = line.split()[:4]
+        if fstype == "cgroup2" and "unified" in own:
+            result.append((Path(mountpoint), own["unified"]))
+        elif fstype == "cgroup" and "name=systemd" in options.split(",") and "systemd" in own:
+            result.append((Path(mountpoint), own["systemd"]))
+    return result
+
+
+def host_runs_systemd() -> bool:
+    return Path("/run/systemd/system").is_dir()
+
+
+def make_cgroups(name: str) -> list[str]:
+    dirs = []
+    for mountpoint, path in cgroup_mounts():
+        directory = mountpoint / path.lstrip("/") / f"{CGROUP_PREFIX}{name}"
+        directory.mkdir(exist_ok=True)
+        dirs.append(str(directory))
+    return dirs
+
+
+def remove_cgroups(dirs: list[str]) -> list[str]:
+    """Remove the cgroup trees (deepest first); returns those that could not be removed."""
+    left = []
+    for top in dirs:
+        if not os.path.isdir(top):
+            continue
+        for attempt in range(50):
+            try:
+                for current, subdirs, _ in sorted(os.walk(top), key=lambda entry: -entry[0].count("/")):
+                    for sub in subdirs:
+                        try:
+                            os.rmdir(os.path.join(current, sub))
+                        except FileNotFoundError:
+                            pass
+                os.rmdir(top)
+                break
+            except OSError as exc:
+                if exc.errno not in (errno.EBUSY, errno.ENOTEMPTY) or attempt == 49:
+                    left.append(top)
+                    break
+                time.sleep(0.1)
+    return left
+
+
+def cgroup_pids(dirs: list[str]) -> set[int]:
+    pids = set()
+    for top in dirs:
+        for current, _, files in os.walk(top):
+            if "cgroup.procs" in files:
+                try:
+                    pids |= {int(p) for p in Path(current, "cgroup.procs").read_text().split()}
+                except OSError:
+                    pass
+    return pids
+
+
+# ---------------------------------------------------------------------------------------------
+# Mounts.
+
+
+def mounts_under(path: Path) -> list[str]:
+    """Mount points at or below `path`, deepest first."""
+    prefix = str(path.resolve())
+    found = []
+    for line in Path("/proc/self/mountinfo").read_text().splitlines():
+        point = line.split()[4].replace("\\040", " ")
+        if point == prefix or point.startswith(prefix + "/"):
+            found.append(point)
+    return sorted(found, key=len, reverse=True)
+
+
+def unmount_all(path: Path) -> list[str]:
+    left = []
+    for point in mounts_under(path):
+        result = subprocess.run(["umount", point], capture_output=True, text=True)
+        if result.returncode != 0:
+            left.append(f"{point}: {result.stderr.strip()}")
+    return left
+
+
+# ---------------------------------------------------------------------------------------------
+# The container.
+
+
+class Container:
+    def __init__(self, state_dir: Path = DEFAULT_STATE_DIR):
+        self.dir = state_dir.absolute()
+        self.state_file = self.dir / "state.json"
+
+    # -- state ------------------------------------------------------------------------------
+
+    def load(self) -> dict:
+        try:
+            return json.loads(self.state_file.read_text())
+        except FileNotFoundError:
+            raise TestbedError(f"no container in {self.dir}; run `bitpoll-container up` first") from None
+
+    def save(self, state: dict) -> None:
+        tmp = self.state_file.with_suffix(".tmp")
+        tmp.write_text(json.dumps(state, indent=2, sort_keys=True) + "\n")
+        os.rename(tmp, self.state_file)
+
+    def running(self) -> bool:
+        try:
+            state = self.load()
+        except TestbedError:
+            return False
+        return bool(state.get("nspawn_pid")) and pid_alive(state["nspawn_pid"])
+
+    # -- commands inside ---------------------------------------------------------------------
+
+    def command(self, argv: list[str], state: dict | None = None) -> list[str]:
+        """`argv` run inside the container (all its namespaces) with a clean environment."""
+        leader = (state or self.load())["leader_pid"]
+        return ["nsenter", "--target", str(leader), "--all", "env", "-i", f"PATH={CONTAINER_PATH}", "LANG=C.UTF-8", "HOME=/root", *argv]
+
+    def exec(self, argv: list[str], check: bool = True, timeout: float | None = 120, input: str | None = None, state: dict | None = None) -> subprocess.CompletedProcess:
+        cmd = self.command(argv, state)
+        result = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, input=input)
+        if check and result.returncode != 0:
+            raise TestbedError(f"in the container, {shlex.join(argv)} failed (exit {result.returncode}): {(result.stderr or result.stdout).strip()[-2000:]}")
+        return result
+
+    def journal(self, unit: str, lines: int = 60) -> str:
+        result = self.exec(["journalctl", "--no-pager", "-o", "short-monotonic", "-n", str(lines), "-u", unit], check=False)
+        return result.stdout
+
+    # -- up ---------------------------------------------------------------------------------
+
+    def up(self, layout_bin: Path | None, with_postgresql: bool = False, boot_timeout: float = 60, start_timeout: float = 120, render_args: list[str] | None = None) -> dict:
+        if os.geteuid() != 0:
+            raise TestbedError("the container testbed needs root (systemd-nspawn, overlay and bind mounts)")
+        for tool in ("systemd-nspawn", "nsenter", "ssh-keygen", "nix-instantiate"):
+            if not shutil.which(tool):
+                raise TestbedError(f"{tool} not found; run ci/install.d/10-debian.sh")
+        if "overlay" not in Path("/proc/filesystems").read_text():
+            raise TestbedError("the kernel has no overlay file system; the container needs it to keep the cached rootfs clean")
+        if self.running():
+            raise TestbedError(f"a container is already up in {self.dir}; run `bitpoll-container down` first")
+        if self.dir.exists():
+            # Leftovers of a container that died or of an interrupted `up`.
+            problems = self.down(quiet=True)
+            if problems:
+                raise TestbedError(f"cannot clean up the previous container in {self.dir}: {problems[0]}")
+
+        layout = Layout(layout_bin) if layout_bin else None
+        base = rootfs.build(with_postgresql)
+        try:
+            return self._up(base, layout, boot_timeout, start_timeout, render_args or [])
+        except BaseException:
+            # Stop whatever started, but keep the files (console.log, the writable layer) for
+            # a look at what went wrong; the next `up` or `down` removes them.
+            self.down(keep=True, quiet=True)
+            raise
+
+    def _up(self, base: Path, layout: "Layout | None", boot_timeout: float, start_timeout: float, render_args: list[str]) -> dict:
+        started = time.monotonic()
+        self.dir.mkdir(parents=True, exist_ok=True)
+        name = f"bitpoll-{os.urandom(3).hex()}"
+        state: dict = {"machine": name, "state_dir": str(self.dir), "rootfs": str(base)}
+        state["ssh_port"] = free_port()
+        if layout:
+            state["http_port"] = free_port()
+        self.save(state)
+
+        root, upper, work = self.dir / "root", self.dir / "upper", self.dir / "work"
+        for d in (root, upper, work):
+            d.mkdir()
+        run(["mount", "-t", "overlay", "overlay", "-o", f"lowerdir={base},upperdir={upper},workdir={work}", str(root)])
+        state["overlay"] = str(root)
+        self.save(state)
+
+        self._stage_system(root, state)
+        binds: list[tuple[Path, str]] = []
+        store = self.dir / "store"
+        store.mkdir()
+        if layout:
+            binds = layout.assemble(store)
+            self._stage_bitpoll(root, layout, state, render_args)
+        self._boot(root, store if layout else None, binds, state, boot_timeout)
+        if layout:
+            self._start_bitpoll(state, start_timeout)
+        state["up_seconds"] = round(time.monotonic() - started, 2)
+        self.save(state)
+        return self.info(state)
+
+    def _stage_system(self, root: Path, state: dict) -> None:
+        """Configure the container's base system in its writable layer, before it boots."""
+        (root / "etc/hostname").write_text(state["machine"] + "\n")
+        ssh = self.dir / "ssh"
+        ssh.mkdir(mode=0o700)
+        run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", f"root@{state['machine']}", "-f", str(ssh / "id_ed25519")])
+        run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", state["machine"], "-f", str(ssh / "ssh_host_ed25519_key")])
+        host_pub = (ssh / "ssh_host_ed25519_key.pub").read_text().split()
+        port = state["ssh_port"]
+        (ssh / "known_hosts").write_text(f"[127.0.0.1]:{port} {host_pub[0]} {host_pub[1]}\n")
+        (ssh / "ssh_config").write_text(
+            f"Host {state['machine']} 127.0.0.1\n"
+            f"  HostName 127.0.0.1\n  Port {port}\n  User root\n"
+            f"  IdentityFile {ssh / 'id_ed25519'}\n  IdentitiesOnly yes\n"
+            f"  UserKnownHostsFile {ssh / 'known_hosts'}\n  StrictHostKeyChecking yes\n"
+            f"  LogLevel ERROR\n"
+        )
+        etc_ssh = root / "etc/ssh"
+        for suffix in ("", ".pub"):
+            target = etc_ssh / f"ssh_host_ed25519_key{suffix}"
+            shutil.copyfile(ssh / f"ssh_host_ed25519_key{suffix}", target)
+            target.chmod(0o600 if not suffix else 0o644)
+        # Only on 127.0.0.1 (the container shares the host's network), keys only.
+        (etc_ssh / "sshd_config.d/bitpoll-testbed.conf").write_text(
+            "# Written by ci/container/testbed.py: the container shares the host's network, so sshd\n"
+            "# listens on 127.0.0.1 only, on the port chosen when the container was started.\n"
+            f"ListenAddress 127.0.0.1:{port}\n"
+            "HostKey /etc/ssh/ssh_host_ed25519_key\n"
+            "PermitRootLogin prohibit-password\n"
+            "PasswordAuthentication no\n"
+            "KbdInteractiveAuthentication no\n"
+            "UseDNS no\n"
+        )
+        dot_ssh = root / "root/.ssh"
+        dot_ssh.mkdir(mode=0o700, exist_ok=True)
+        shutil.copyfile(ssh / "id_ed25519.pub", dot_ssh / "authorized_keys")
+        (dot_ssh / "authorized_keys").chmod(0o600)
+        wants = root / "etc/systemd/system/multi-user.target.wants"
+        wants.mkdir(parents=True, exist_ok=True)
+        (wants / "ssh.service").symlink_to("/lib/systemd/system/ssh.service")
+
+    def _stage_bitpoll(self, root: Path, layout: Layout, state: dict, render_args: list[str]) -> None:
+        """Bitpoll's settings, units, user and directories, as the NixOS module lays them out."""
+        port = state["http_port"]
+        base_url = f"http://127.0.0.1:{port}"
+        # The settings file is in the store, as the module renders it.
+        settings = {
+            "ALLOWED_HOSTS": ["127.0.0.1", "localhost"],
+            "BASE_URL": base_url,
+        }
+        settings_path = f"{STORE}/{store_hash('settings', json.dumps(settings, sort_keys=True))}-bitpoll-settings.json"
+        (self.dir / "store" / settings_path[len(STORE) + 1 :]).write_text(json.dumps(settings, indent=2) + "\n")
+        units = self.dir / "units"
+        cmd = [
+            sys.executable, str(RENDER_UNITS), str(units),
+            "--package", layout.c_package,
+            "--settings-file", settings_path,
+            "--state-dir", SERVICE_STATE_DIR,
+            "--address", "127.0.0.1", "--port", str(port),
+            "--backup-dir", BACKUP_DIR,
+            "--env", f"PATH={CONTAINER_PATH}",
+            "--systemd-run", "/usr/bin/systemd-run",
+            *render_args,
+        ]
+        run(cmd)
+        system = root / "etc/systemd/system"
+        for unit in sorted(units.iterdir()):
+            if unit.is_file() and unit.suffix in (".service", ".socket", ".timer"):
+                shutil.copyfile(unit, system / unit.name)
+        tmpfiles = units / "tmpfiles.d/bitpoll.conf"
+        if tmpfiles.is_file():
+            shutil.copyfile(tmpfiles, root / "etc/tmpfiles.d/bitpoll.conf")
+        manage = root / "usr/local/bin/bitpoll-manage"
+        shutil.copyfile(units / "bin/bitpoll-manage", manage)
+        manage.chmod(0o755)
+        # The service's system user, created by systemd-sysusers at boot like NixOS's
+        # users.users.bitpoll (isSystemUser, own group, home in the state directory).
+        (root / "etc/sysusers.d").mkdir(parents=True, exist_ok=True)
+        (root / "etc/sysusers.d/bitpoll.conf").write_text(f'u bitpoll - "Bitpoll" {SERVICE_STATE_DIR}\n')
+        # The host's Python links libpython by an rpath under /root, which ProtectHome= hides
+        # from the service; the dynamic loader falls back to ld.so.cache, which learns the
+        # interpreter's store path after boot (ldconfig needs the bind mounts in place).
+        (root / "etc/ld.so.conf.d/bitpoll-python.conf").write_text(f"{layout.c_base}/lib\n")
+        state.update(
+            base_url=base_url,
+            package=layout.c_package,
+            python=layout.c_python,
+            settings_file=settings_path,
+            service_state_dir=SERVICE_STATE_DIR,
+            backup_dir=BACKUP_DIR,
+            units=str(units),
+            version=layout.version,
+        )
+        self.save(state)
+
+    def _boot(self, root: Path, store: Path | None, binds: list[tuple[Path, str]], state: dict, timeout: float) -> None:
+        cmd = [
+            "systemd-nspawn", "--quiet", "--register=no", "--boot",
+            f"--directory={root}", f"--machine={state['machine']}",
+            "--console=read-only", "--link-journal=no", "--resolv-conf=copy-host", "--timezone=off",
+        ]
+        if not host_runs_systemd():
+            cmd.insert(3, "--keep-unit")
+        if store:
+            cmd.append(f"--bind-ro={store}:{STORE}")
+            # nspawn sorts its mounts by destination, so /nix/store is there before these land
+            # on the empty directories made for them.
+            cmd += [f"--bind-ro={source}:{target}" for source, target in binds]
+        state["nspawn_cmd"] = cmd
+        cgroups = [] if host_runs_systemd() else make_cgroups(state["machine"])
+        state["cgroups"] = cgroups
+        self.save(state)
+
+        def enter_cgroups() -> None:
+            for directory in cgroups:
+                Path(directory, "cgroup.procs").write_text("0\n")
+
+        console = open(self.dir / "console.log", "wb")
+        proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=console, stderr=subprocess.STDOUT, start_new_session=True, preexec_fn=enter_cgroups, cwd="/")
+        console.close()
+        state["nspawn_pid"] = proc.pid
+        self.save(state)
+
+        deadline = time.monotonic() + timeout
+        leader = None
+        while leader is None:
+            if proc.poll() is not None:
+                raise TestbedError(f"systemd-nspawn exited with {proc.returncode} while booting; see {self.dir / 'console.log'}:\n{self._console_tail()}")
+            if time.monotonic() > deadline:
+                raise TestbedError(f"the container's systemd did not start within {timeout:.0f} s; see {self.dir / 'console.log'}")
+            leader = self._find_leader(proc.pid)
+            if leader is None:
+                time.sleep(0.05)
+        state["leader_pid"] = leader
+        self.save(state)
+
+        # Until systemd has set up its private bus, systemctl cannot connect and prints nothing
+        # or "offline"; --wait only waits once it is connected.
+        while True:
+            remaining = max(1.0, deadline - time.monotonic())
+            result = self.exec(["systemctl", "is-system-running", "--wait"], check=False, timeout=remaining, state=state)
+            status = result.stdout.strip()
+            if status not in ("", "offline") or time.monotonic() > deadline:
+                break
+            time.sleep(0.05)
+        if status != "running":
+            failed = self.exec(["systemctl", "--failed", "--no-legend", "--plain"], check=False, state=state).stdout.strip()
+            raise TestbedError(f"the container booted into state '{status}' (failed units: {failed or 'none'}); see {self.dir / 'console.log'}")
+        self._wait_port(state["ssh_port"], deadline, "sshd")
+
+    @staticmethod
+    def _find_leader(nspawn_pid: int) -> int | None:
+        """The container's PID 1 as seen from the host: nspawn's descendant that is pid 1 inside."""
+        todo = [nspawn_pid]
+        while todo:
+            pid = todo.pop()
+            try:
+                children = []
+                for task in Path(f"/proc/{pid}/task").iterdir():
+                    children += [int(c) for c in (task / "children").read_text().split()]
+            except OSError:
+                continue
+            for child in children:
+                try:
+                    status = Path(f"/proc/{child}/status").read_text()
+                except OSError:
+                    continue
+                nspid = re.search(r"^NSpid:\s+(.+)$", status, re.M)
+                if nspid and nspid.group(1).split()[-1] == "1" and len(nspid.group(1).split()) > 1:
+                    return child
+                todo.append(child)
+        return None
+
+    def _wait_port(self, port: int, deadline: float, what: str) -> None:
+        while True:
+            try:
+                with socket.create_connection(("127.0.0.1", port), timeout=1):
+                    return
+            except OSError:
+                if time.monotonic() > deadline:
+                    raise TestbedError(f"{what} is not listening on 127.0.0.1:{port}; see `bitpoll-container exec journalctl -b`") from None
+                time.sleep(0.05)
+
+    def _start_bitpoll(self, state: dict, timeout: float) -> None:
+        self.exec(["ldconfig"], state=state)
+        result = self.exec(["systemctl", "enable", "--now", *STARTED_UNITS], check=False, timeout=timeout, state=state)
+        if result.returncode != 0:
+            journal = self.exec(["journalctl", "--no-pager", "-n", "40", "-u", "bitpoll.service"], check=False, state=state).stdout
+            raise TestbedError(f"starting {' '.join(STARTED_UNITS)} failed: {result.stderr.strip()}\njournal of bitpoll.service:\n{journal}")
+        self._wait_port(state["http_port"], time.monotonic() + 10, "bitpoll.socket")
+
+    # -- down -------------------------------------------------------------------------------
+
+    def down(self, keep: bool = False, quiet: bool = False, timeout: float = 20) -> list[str]:
+        """Stop the container and remove what `up` made. Returns the problems left, if any."""
+        try:
+            state = self.load()
+        except TestbedError:
+            state = {}
+        problems: list[str] = []
+        pid = state.get("nspawn_pid")
+        if pid and pid_alive(pid) and self._is_our_nspawn(pid, state):
+            # nspawn turns SIGTERM into an orderly shutdown of the container's systemd.
+            os.kill(pid, signal.SIGTERM)
+            deadline = time.monotonic() + timeout
+            while pid_alive(pid) and time.monotonic() < deadline:
+                time.sleep(0.05)
+            if pid_alive(pid):
+                log(f"systemd-nspawn {pid} did not stop within {timeout:.0f} s; killing it")
+                os.kill(pid, signal.SIGKILL)
+                while pid_alive(pid):
+                    time.sleep(0.05)
+        cgroups = state.get("cgroups", [])
+        # Whatever still runs in this container's cgroups was started by it: nothing else
+        # lives there.
+        for leftover in cgroup_pids(cgroups):
+            try:
+                os.kill(leftover, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+        problems += [f"cgroup not removed: {d}" for d in remove_cgroups(cgroups)]
+        if self.dir.exists():
+            problems += [f"mount left: {m}" for m in unmount_all(self.dir)]
+        if not problems and not keep and self.dir.exists():
+            shutil.rmtree(self.dir)
+        if problems and not quiet:
+            for problem in problems:
+                log(problem)
+        return problems
+
+    @staticmethod
+    def _is_our_nspawn(pid: int, state: dict) -> bool:
+        """Guards against a recycled pid: the process must be systemd-nspawn on our root."""
+        try:
+            cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+        except OSError:
+            return False
+        return bool(cmdline) and cmdline[0].endswith(b"systemd-nspawn") and f"--machine={state.get('machine')}".encode() in cmdline
+
+    # -- info -------------------------------------------------------------------------------
+
+    def info(self, state: dict | None = None) -> dict:
+        state = state or self.load()
+        ssh = self.dir / "ssh"
+        values = {
+            "STATE_DIR": str(self.dir),
+            "MACHINE": state["machine"],
+            "LEADER_PID": str(state.get("leader_pid", "")),
+            "ROOT": state.get("overlay", ""),
+            "SSH_TARGET": f"ssh://root@127.0.0.1:{state['ssh_port']}",
+            "SSH_HOST": "127.0.0.1",
+            "SSH_PORT": str(state["ssh_port"]),
+            "SSH_USER": "root",
+            "SSH_IDENTITY": str(ssh / "id_ed25519"),
+            "SSH_KNOWN_HOSTS": str(ssh / "known_hosts"),
+            "SSH_CONFIG": str(ssh / "ssh_config"),
+        }
+        if "base_url" in state:
+            values.update(
+                BASE_URL=state["base_url"],
+                HTTP_PORT=str(state["http_port"]),
+                PACKAGE=state["package"],
+                SETTINGS_FILE=state["settings_file"],
+                SERVICE_STATE_DIR=state["service_state_dir"],
+                BACKUP_DIR=state["backup_dir"],
+                BITPOLL_VERSION=state["version"],
+            )
+        if "up_seconds" in state:
+            values["UP_SECONDS"] = str(state["up_seconds"])
+        return values
