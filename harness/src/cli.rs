@@ -1,0 +1,290 @@
+//! The command line: `list`, `check` and `run`.
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{bail, Context as _};
+use clap::{Parser, Subcommand, ValueEnum};
+
+use crate::actions::Context;
+use crate::capabilities::Capabilities;
+use crate::http::HttpClient;
+use crate::local::LocalTarget;
+use crate::report::Report;
+use crate::runner::{new_run_id, run_scenario, RunOptions};
+use crate::scenario::Scenario;
+use crate::scenario_files::{self, write_atomic, DEFAULT_DIR};
+use crate::ssh::{default_known_hosts, HostKeyPolicy, SshAddress, SshOptions, SshTarget};
+use crate::target::Target;
+use crate::{human, junit, parse};
+
+/// Exit codes: 0 every step passed or was skipped with a reason, 1 a step failed,
+/// 2 a usage, scenario or connection error kept the run from starting.
+pub const EXIT_FAILED: u8 = 1;
+pub const EXIT_USAGE: u8 = 2;
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "bitpoll-harness",
+    version,
+    about = "Runs declarative scenarios that prove a Bitpoll deployment works",
+    after_help = "Exit codes: 0 all steps passed or were skipped with a reason, 1 a step failed, 2 usage, scenario or connection error."
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// List the scenarios of a directory with their one-line summary.
+    List {
+        /// The scenario directory.
+        #[arg(default_value = DEFAULT_DIR)]
+        dir: PathBuf,
+    },
+    /// Validate scenario files without running them; problems are printed as FILE:LINE:COL: message.
+    Check {
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
+    },
+    /// Run scenarios against a target.
+    Run(RunArgs),
+}
+
+#[derive(Debug, clap::Args)]
+pub struct RunArgs {
+    /// Scenario files, or names of files in scenarios/.
+    #[arg(required = true)]
+    pub scenarios: Vec<String>,
+    /// Where commands run: `local`, or `ssh://USER@HOST[:PORT]`.
+    #[arg(long)]
+    pub target: String,
+    /// Private key for the ssh target (default: ssh-agent).
+    #[arg(long, value_name = "KEYFILE")]
+    pub identity: Option<PathBuf>,
+    /// Host key policy for the ssh target.
+    #[arg(long, value_enum, default_value = "strict")]
+    pub known_hosts: HostKeyPolicy,
+    /// Known-hosts file for the ssh target (default: ~/.ssh/known_hosts).
+    #[arg(long, value_name = "PATH")]
+    pub known_hosts_file: Option<PathBuf>,
+    /// The deployment's base URL, for http steps (such as http://127.0.0.1:8080).
+    #[arg(long, value_name = "URL")]
+    pub base_url: Option<String>,
+    /// Override a variable declared in a scenario's [vars]; repeatable.
+    #[arg(long = "var", value_name = "NAME=VALUE")]
+    pub vars: Vec<String>,
+    /// Output on stdout: per-step lines for people, or the JSON report.
+    #[arg(long, value_enum, default_value = "human")]
+    pub format: Format,
+    /// Also write JUnit XML here.
+    #[arg(long, value_name = "PATH")]
+    pub junit: Option<PathBuf>,
+    /// Also write the JSON report here.
+    #[arg(long, value_name = "PATH")]
+    pub report: Option<PathBuf>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Format {
+    Human,
+    Json,
+}
+
+/// Runs a parsed command line. Errors that reach here are usage errors (exit 2).
+pub fn execute(cli: Cli) -> anyhow::Result<ExitCode> {
+    match cli.command {
+        Command::List { dir } => list(&dir),
+        Command::Check { files } => Ok(check(&files)),
+        Command::Run(args) => run(args),
+    }
+}
+
+fn list(dir: &Path) -> anyhow::Result<ExitCode> {
+    let files = scenario_files::in_dir(dir).map_err(anyhow::Error::msg)?;
+    let mut invalid = false;
+    let mut rows = Vec::new();
+    for file in files {
+        match parse::load(&file) {
+            Ok(scenario) => rows.push((scenario.name, scenario.summary)),
+            Err(diagnostics) => {
+                eprintln!("{diagnostics}");
+                invalid = true;
+            }
+        }
+    }
+    let width = rows.iter().map(|(name, _)| name.len()).max().unwrap_or(0);
+    for (name, summary) in rows {
+        println!("{name:<width$}  {summary}");
+    }
+    Ok(if invalid {
+        ExitCode::from(EXIT_USAGE)
+    } else {
+        ExitCode::SUCCESS
+    })
+}
+
+fn check(files: &[PathBuf]) -> ExitCode {
+    let mut problems = 0;
+    for file in files {
+        match parse::load(file) {
+            Ok(scenario) => println!("{}: ok ({} steps)", file.display(), scenario.steps.len()),
+            Err(diagnostics) => {
+                problems += diagnostics.0.len();
+                eprintln!("{diagnostics}");
+            }
+        }
+    }
+    if problems > 0 {
+        eprintln!("{problems} problem(s) found");
+        ExitCode::from(EXIT_USAGE)
+    } else {
+        ExitCode::SUCCESS
+    }
+}
+
+fn load_scenarios(arguments: &[String]) -> anyhow::Result<Vec<Scenario>> {
+    let mut scenarios = Vec::new();
+    let mut errors = Vec::new();
+    for argument in arguments {
+        match scenario_files::resolve(argument, Path::new(DEFAULT_DIR)) {
+            Err(message) => errors.push(message),
+            Ok(path) => match parse::load(&path) {
+                Ok(scenario) => scenarios.push(scenario),
+                Err(diagnostics) => errors.push(diagnostics.to_string()),
+            },
+        }
+    }
+    if !errors.is_empty() {
+        bail!("{}", errors.join("\n"));
+    }
+    Ok(scenarios)
+}
+
+/// `--var NAME=VALUE`; a name no scenario declares is a mistake, not a silent no-op.
+fn parse_overrides(
+    arguments: &[String],
+    scenarios: &[Scenario],
+) -> anyhow::Result<Vec<(String, String)>> {
+    arguments
+        .iter()
+        .map(|argument| {
+            let (name, value) = argument
+                .split_once('=')
+                .with_context(|| format!("--var `{argument}` is not NAME=VALUE"))?;
+            let declared = scenarios
+                .iter()
+                .any(|scenario| scenario.vars.iter().any(|(var, _)| var == name));
+            if !declared {
+                bail!("--var {name}: no scenario of this run declares `{name}` in [vars]");
+            }
+            Ok((name.to_string(), value.to_string()))
+        })
+        .collect()
+}
+
+fn connect(args: &RunArgs) -> anyhow::Result<Arc<dyn Target>> {
+    if args.target == "local" {
+        return Ok(Arc::new(LocalTarget));
+    }
+    let address = SshAddress::parse(&args.target).map_err(anyhow::Error::msg)?;
+    let options = SshOptions {
+        identity: args.identity.clone(),
+        policy: args.known_hosts,
+        known_hosts: args
+            .known_hosts_file
+            .clone()
+            .unwrap_or_else(default_known_hosts),
+        connect_timeout: Duration::from_secs(20),
+    };
+    Ok(Arc::new(SshTarget::connect(address, &options)?))
+}
+
+fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
+    let scenarios = load_scenarios(&args.scenarios)?;
+    let overrides = parse_overrides(&args.vars, &scenarios)?;
+    if args.base_url.is_none() {
+        if let Some(scenario) = scenarios.iter().find(|s| s.has_http_steps()) {
+            bail!(
+                "scenario `{}` has http steps; pass --base-url URL",
+                scenario.name
+            );
+        }
+    }
+    let target = connect(&args)?;
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")?;
+    let context = Context {
+        target: Arc::clone(&target),
+        http: HttpClient::new(args.base_url.clone()).context("cannot build the http client")?,
+    };
+    let capabilities = Capabilities::probe(target.as_ref());
+    let options = RunOptions {
+        run_id: new_run_id(),
+        base_url: args.base_url.clone(),
+        overrides,
+    };
+    let human = args.format == Format::Human;
+    let mut reports = Vec::new();
+    for scenario in &scenarios {
+        let header = human::scenario_header(
+            &scenario.name,
+            &scenario.file.display().to_string(),
+            &target.describe(),
+        );
+        // People watch progress on stdout; with --format json stdout is the report alone.
+        let mut progress = |step: &crate::report::StepReport| {
+            let lines = human::step_lines(step);
+            if human {
+                println!("{lines}")
+            } else {
+                eprintln!("{lines}")
+            }
+        };
+        if human {
+            println!("{header}")
+        } else {
+            eprintln!("{header}")
+        }
+        let report = runtime.block_on(run_scenario(
+            scenario,
+            &context,
+            &capabilities,
+            &options,
+            &mut progress,
+        ));
+        let footer = human::scenario_footer(&report);
+        if human {
+            println!("{footer}")
+        } else {
+            eprintln!("{footer}")
+        }
+        reports.push(report);
+    }
+    let report = Report::new(options.run_id, target.describe(), reports);
+    let json = serde_json::to_string_pretty(&report).context("cannot serialize the report")?;
+    if let Some(path) = &args.report {
+        write_atomic(path, json.as_bytes())
+            .with_context(|| format!("cannot write the report {}", path.display()))?;
+    }
+    if let Some(path) = &args.junit {
+        write_atomic(path, junit::render(&report).as_bytes())
+            .with_context(|| format!("cannot write the JUnit file {}", path.display()))?;
+    }
+    if human {
+        println!("{}", report.summary.line());
+    } else {
+        println!("{json}");
+        eprintln!("{}", report.summary.line());
+    }
+    Ok(if report.failed() {
+        ExitCode::from(EXIT_FAILED)
+    } else {
+        ExitCode::SUCCESS
+    })
+}

@@ -1,0 +1,255 @@
+//! Scenario files: TOML in, a checked [`Scenario`] or every problem with its position out.
+//!
+//! Parsing does no I/O beyond reading the file. Everything that can be known before a run is
+//! checked here: keys, types, one action per step, unique step names, and that every `{{var}}`
+//! is defined by `[vars]`, an earlier capture or a built-in.
+
+use std::collections::BTreeSet;
+use std::path::Path;
+
+use toml_edit::{ImDocument, Item, TableLike};
+
+use crate::diagnostic::{Diagnostics, SourceMap};
+use crate::parse_step::parse_step;
+use crate::scenario::{Scenario, BUILTIN_VARS};
+use crate::template;
+use crate::toml_reader::{Reader, Span};
+
+const TOP_KEYS: &[&str] = &["scenario", "vars", "step"];
+const SCENARIO_KEYS: &[&str] = &["name", "summary", "tags", "timeout"];
+
+/// Reads and parses a scenario file.
+pub fn load(file: &Path) -> Result<Scenario, Diagnostics> {
+    let text = std::fs::read_to_string(file).map_err(|error| {
+        let map = SourceMap::new(file, "");
+        Diagnostics(vec![map.diagnostic(
+            None,
+            format!("cannot read the scenario file: {error}"),
+        )])
+    })?;
+    parse(file, &text)
+}
+
+/// Parses scenario text; `file` is only used to name the file in diagnostics.
+pub fn parse(file: &Path, text: &str) -> Result<Scenario, Diagnostics> {
+    let map = SourceMap::new(file, text);
+    let document = match ImDocument::parse(text) {
+        Ok(document) => document,
+        Err(error) => {
+            let message = error.message().trim().to_string();
+            return Err(Diagnostics(vec![
+                map.diagnostic(error.span(), format!("invalid TOML: {message}"))
+            ]));
+        }
+    };
+    let mut parser = Parser {
+        reader: Reader::new(map),
+        defined: BUILTIN_VARS.iter().map(|name| name.to_string()).collect(),
+        text,
+    };
+    let scenario = parser.scenario(file, document.as_table());
+    if parser.reader.diagnostics.is_empty() {
+        Ok(scenario)
+    } else {
+        let mut diagnostics = parser.reader.diagnostics;
+        diagnostics.sort_by_key(|d| (d.line, d.column));
+        Err(Diagnostics(diagnostics))
+    }
+}
+
+pub(crate) struct Parser<'a> {
+    pub reader: Reader<'a>,
+    /// The variables defined so far, in step order: built-ins, `[vars]`, earlier captures.
+    pub defined: BTreeSet<String>,
+    text: &'a str,
+}
+
+impl Parser<'_> {
+    fn scenario(&mut self, file: &Path, root: &dyn TableLike) -> Scenario {
+        self.reader.check_keys(root, TOP_KEYS, "the file");
+        let mut scenario = Scenario {
+            file: file.to_path_buf(),
+            name: String::new(),
+            summary: String::new(),
+            tags: Vec::new(),
+            timeout: None,
+            vars: Vec::new(),
+            steps: Vec::new(),
+        };
+        match self.reader.table(root, "scenario") {
+            Some((header, span)) => self.header(header, span, &mut scenario),
+            None if root.get("scenario").is_none() => self.reader.error(
+                Some(0..0),
+                "the file has no [scenario] table; add one with `name` and `summary`",
+            ),
+            None => {}
+        }
+        if let Some((vars, _)) = self.reader.table(root, "vars") {
+            self.vars(vars, &mut scenario);
+        }
+        self.steps(root, &mut scenario);
+        scenario
+    }
+
+    fn header(&mut self, header: &dyn TableLike, span: Span, scenario: &mut Scenario) {
+        self.reader.check_keys(header, SCENARIO_KEYS, "[scenario]");
+        let context = "[scenario]";
+        if let Some((name, name_span)) =
+            self.reader
+                .required_string(header, span.clone(), "name", context)
+        {
+            if template::is_valid_name(&name) {
+                scenario.name = name;
+            } else {
+                self.reader.error(
+                    name_span,
+                    format!("scenario name `{name}` must be letters, digits, `-` or `_`"),
+                );
+            }
+        }
+        if let Some((summary, _)) = self
+            .reader
+            .required_string(header, span, "summary", context)
+        {
+            scenario.summary = summary;
+        }
+        if let Some(tags) = self
+            .reader
+            .string_array(header, "tags", "an array of strings")
+        {
+            scenario.tags = tags.into_iter().map(|(tag, _)| tag).collect();
+        }
+        scenario.timeout = self.reader.duration(header, "timeout");
+    }
+
+    fn vars(&mut self, vars: &dyn TableLike, scenario: &mut Scenario) {
+        for (name, item) in vars.iter() {
+            let span = Reader::key_span(vars, name);
+            if BUILTIN_VARS.contains(&name) {
+                self.reader.error(
+                    span,
+                    format!("`{name}` is a built-in variable and cannot be set in [vars]; choose another name"),
+                );
+                continue;
+            }
+            if !template::is_valid_name(name) {
+                self.reader.error(
+                    span,
+                    format!("variable name `{name}` must be letters, digits, `-` or `_`"),
+                );
+                continue;
+            }
+            match item.as_str() {
+                Some(value) => {
+                    scenario.vars.push((name.to_string(), value.to_string()));
+                }
+                None => self.reader.error(
+                    item.span(),
+                    format!(
+                        "variable `{name}` must be a string, found {}; quote the value",
+                        crate::toml_reader::type_name(item)
+                    ),
+                ),
+            }
+        }
+        // Vars may refer to built-ins and to each other only through the run's values, so they
+        // are defined for every step once all of them are read.
+        for (name, value) in &scenario.vars {
+            for reference in template::references(value) {
+                if !BUILTIN_VARS.contains(&reference) {
+                    let span = Reader::key_span(vars, name);
+                    self.reader.error(
+                        span,
+                        format!("variable `{name}` refers to `{{{{{reference}}}}}`; [vars] values may only use the built-ins: {}", BUILTIN_VARS.join(", ")),
+                    );
+                }
+            }
+            self.defined.insert(name.clone());
+        }
+    }
+
+    fn steps(&mut self, root: &dyn TableLike, scenario: &mut Scenario) {
+        let Some(item) = root.get("step") else {
+            self.reader.error(
+                Some(0..0),
+                "the scenario has no steps; add at least one [[step]] table",
+            );
+            return;
+        };
+        let Item::ArrayOfTables(steps) = item else {
+            self.reader.error(
+                item.span(),
+                format!(
+                    "`step` must be an array of tables written as [[step]], found {}",
+                    crate::toml_reader::type_name(item)
+                ),
+            );
+            return;
+        };
+        let mut first_use: Vec<(String, usize)> = Vec::new();
+        for table in steps.iter() {
+            let span = table.span();
+            // Duplicate names are found from the raw table, so a step with other problems
+            // still has its name checked.
+            if let Some(name_item) = table.get("name").filter(|item| item.is_str()) {
+                let name = name_item.as_str().unwrap_or_default().to_string();
+                let line = self
+                    .reader
+                    .map
+                    .position(span.clone().map_or(0, |s| s.start))
+                    .0;
+                if let Some((_, first_line)) = first_use.iter().find(|(used, _)| *used == name) {
+                    self.reader.error(
+                        name_item.span(),
+                        format!("duplicate step name `{name}`, first used at line {first_line}; step names must be unique"),
+                    );
+                } else {
+                    first_use.push((name, line));
+                }
+            }
+            let Some(step) = parse_step(self, table, span) else {
+                continue;
+            };
+            for capture in &step.captures {
+                self.defined.insert(capture.name.clone());
+            }
+            scenario.steps.push(step);
+        }
+    }
+
+    /// Checks that every `{{var}}` in `value` is defined at this point of the scenario.
+    pub fn check_template(&mut self, value: &str, span: Span) {
+        for reference in template::references(value) {
+            if self.defined.contains(reference) {
+                continue;
+            }
+            let position = self.reference_span(reference, span.clone());
+            let known: Vec<&str> = self.defined.iter().map(String::as_str).collect();
+            self.reader.error(
+                position,
+                format!(
+                    "`{{{{{reference}}}}}` is not defined here; define it in [vars] or capture it in an earlier step (defined: {})",
+                    known.join(", ")
+                ),
+            );
+        }
+    }
+
+    /// Points at the reference itself inside the string when the source has it verbatim.
+    fn reference_span(&self, reference: &str, span: Span) -> Span {
+        let range = span.clone()?;
+        let raw = self.text.get(range.clone())?;
+        let offset = raw
+            .match_indices("{{")
+            .find(|(index, _)| {
+                raw[index + 2..]
+                    .split("}}")
+                    .next()
+                    .is_some_and(|inner| inner.trim() == reference)
+            })
+            .map(|(index, _)| index);
+        offset
+            .map(|offset| range.start + offset..range.start + offset + 2)
+            .or(span)
+    }
+}

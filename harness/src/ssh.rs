@@ -1,0 +1,353 @@
+//! The `ssh` target: commands over one SSH session reused across steps (libssh2 via `ssh2`).
+//!
+//! Key authentication only, a host key policy that defaults to `strict`, and a per-command
+//! timeout enforced twice: on the remote side by coreutils `timeout` (so a hung command is
+//! killed there, not just abandoned) and on our side by the read loop's deadline.
+
+use std::io::{ErrorKind, Read, Write};
+use std::net::{TcpStream, ToSocketAddrs};
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+use std::thread;
+use std::time::{Duration, Instant};
+
+use ssh2::{CheckResult, HashType, KnownHostFileKind, Session};
+
+use crate::target::{Command, Output, Target, TargetError};
+
+/// How to treat the server's host key.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum HostKeyPolicy {
+    /// The key must already be in the known-hosts file.
+    Strict,
+    /// An unknown host's key is added; a changed key is still refused.
+    AcceptNew,
+}
+
+/// `ssh://USER@HOST[:PORT]`, parsed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SshAddress {
+    pub user: String,
+    pub host: String,
+    pub port: u16,
+}
+
+impl SshAddress {
+    pub fn parse(text: &str) -> Result<Self, String> {
+        let rest = text
+            .strip_prefix("ssh://")
+            .ok_or_else(|| format!("target `{text}` is not `local` or `ssh://USER@HOST[:PORT]`"))?;
+        let (user, host_port) = rest
+            .split_once('@')
+            .ok_or_else(|| format!("target `{text}` has no user; write ssh://USER@HOST[:PORT]"))?;
+        let (host, port) = if let Some(bracketed) = host_port.strip_prefix('[') {
+            let (host, after) = bracketed
+                .split_once(']')
+                .ok_or_else(|| format!("target `{text}`: unclosed `[` in the IPv6 address"))?;
+            (host, after.strip_prefix(':'))
+        } else {
+            match host_port.rsplit_once(':') {
+                Some((host, port)) => (host, Some(port)),
+                None => (host_port, None),
+            }
+        };
+        let port = match port {
+            Some(port) => port.parse().map_err(|_| {
+                format!("target `{text}`: port `{port}` is not a number from 1 to 65535")
+            })?,
+            None => 22,
+        };
+        if user.is_empty() || host.is_empty() {
+            return Err(format!("target `{text}` needs both a user and a host"));
+        }
+        Ok(Self {
+            user: user.into(),
+            host: host.into(),
+            port,
+        })
+    }
+
+    /// The name known-hosts files use: `host`, or `[host]:port` off port 22.
+    pub fn known_hosts_name(&self) -> String {
+        if self.port == 22 {
+            self.host.clone()
+        } else {
+            format!("[{}]:{}", self.host, self.port)
+        }
+    }
+}
+
+impl std::fmt::Display for SshAddress {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "ssh://{}@{}:{}", self.user, self.host, self.port)
+    }
+}
+
+pub struct SshOptions {
+    pub identity: Option<PathBuf>,
+    pub policy: HostKeyPolicy,
+    pub known_hosts: PathBuf,
+    pub connect_timeout: Duration,
+}
+
+pub struct SshTarget {
+    address: SshAddress,
+    session: Mutex<Session>,
+}
+
+impl SshTarget {
+    /// Connects, checks the host key and authenticates; every failure says what to do.
+    pub fn connect(address: SshAddress, options: &SshOptions) -> Result<Self, TargetError> {
+        let error = |message: String| TargetError::Ssh {
+            target: address.to_string(),
+            message,
+        };
+        let socket_address = (address.host.as_str(), address.port)
+            .to_socket_addrs()
+            .map_err(|e| error(format!("cannot resolve the host: {e}")))?
+            .next()
+            .ok_or_else(|| error("the host has no address".into()))?;
+        let tcp = TcpStream::connect_timeout(&socket_address, options.connect_timeout)
+            .map_err(|e| error(format!("cannot connect: {e}")))?;
+        let mut session =
+            Session::new().map_err(|e| error(format!("cannot start libssh2: {e}")))?;
+        session.set_tcp_stream(tcp);
+        session.set_timeout(options.connect_timeout.as_millis() as u32);
+        session
+            .handshake()
+            .map_err(|e| error(format!("ssh handshake failed: {e}")))?;
+        check_host_key(&session, &address, options).map_err(error)?;
+        authenticate(&session, &address, options.identity.as_deref()).map_err(error)?;
+        Ok(Self {
+            address,
+            session: Mutex::new(session),
+        })
+    }
+}
+
+fn fingerprint(session: &Session) -> String {
+    use std::fmt::Write as _;
+    let Some(hash) = session.host_key_hash(HashType::Sha256) else {
+        return "an unknown fingerprint".into();
+    };
+    let mut hex = String::new();
+    for byte in hash {
+        let _ = write!(hex, "{byte:02x}");
+    }
+    format!("sha256 {hex}")
+}
+
+fn check_host_key(
+    session: &Session,
+    address: &SshAddress,
+    options: &SshOptions,
+) -> Result<(), String> {
+    let (key, key_type) = session.host_key().ok_or("the server sent no host key")?;
+    let mut known_hosts = session
+        .known_hosts()
+        .map_err(|e| format!("cannot use known hosts: {e}"))?;
+    let file = &options.known_hosts;
+    if file.exists() {
+        known_hosts
+            .read_file(file, KnownHostFileKind::OpenSSH)
+            .map_err(|e| format!("cannot read known-hosts file {}: {e}", file.display()))?;
+    }
+    match known_hosts.check_port(&address.host, address.port, key) {
+        CheckResult::Match => Ok(()),
+        CheckResult::Mismatch => Err(format!(
+            "the host key ({}) differs from the one in {}; if the host was reinstalled, remove its old entry",
+            fingerprint(session),
+            file.display()
+        )),
+        CheckResult::Failure => Err("the host key could not be checked".into()),
+        CheckResult::NotFound => match options.policy {
+            HostKeyPolicy::Strict => Err(format!(
+                "host key ({}) not found in {} and --known-hosts is strict; add the host's key there or pass --known-hosts accept-new",
+                fingerprint(session),
+                file.display()
+            )),
+            HostKeyPolicy::AcceptNew => {
+                known_hosts
+                    .add(&address.known_hosts_name(), key, "added by bitpoll-harness", key_type.into())
+                    .map_err(|e| format!("cannot record the host key: {e}"))?;
+                if let Some(parent) = file.parent() {
+                    std::fs::create_dir_all(parent)
+                        .map_err(|e| format!("cannot create {}: {e}", parent.display()))?;
+                }
+                known_hosts
+                    .write_file(file, KnownHostFileKind::OpenSSH)
+                    .map_err(|e| format!("cannot write known-hosts file {}: {e}", file.display()))
+            }
+        },
+    }
+}
+
+fn authenticate(
+    session: &Session,
+    address: &SshAddress,
+    identity: Option<&Path>,
+) -> Result<(), String> {
+    let user = &address.user;
+    match identity {
+        Some(key) => {
+            if !key.is_file() {
+                return Err(format!(
+                    "identity file {} does not exist; pass --identity with a private key file",
+                    key.display()
+                ));
+            }
+            session.userauth_pubkey_file(user, None, key, None).map_err(|e| {
+                format!(
+                    "the server refused the key {} for user `{user}` ({}); check that its public key is in that user's authorized_keys",
+                    key.display(),
+                    e.message()
+                )
+            })?;
+        }
+        None => {
+            session.userauth_agent(user).map_err(|e| {
+                format!("no --identity given and ssh-agent authentication as `{user}` failed ({}); pass --identity KEYFILE", e.message())
+            })?;
+        }
+    }
+    if session.authenticated() {
+        Ok(())
+    } else {
+        Err(format!("authentication as `{user}` did not complete"))
+    }
+}
+
+impl Target for SshTarget {
+    fn describe(&self) -> String {
+        self.address.to_string()
+    }
+
+    fn exec(&self, command: &Command) -> Result<Output, TargetError> {
+        let session = self
+            .session
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        let error = |message: String| TargetError::Ssh {
+            target: self.address.to_string(),
+            message,
+        };
+        let seconds = command.timeout.as_secs_f64().max(0.001);
+        // `timeout` kills the remote command (its exit code 124 marks that); `-k` follows up with
+        // SIGKILL for a command that ignores SIGTERM.
+        let remote = format!("timeout -k 2 {seconds:.3} {}", command.display());
+        session.set_blocking(true);
+        session.set_timeout(30_000);
+        let mut channel = session
+            .channel_session()
+            .map_err(|e| error(format!("cannot open a channel: {e}")))?;
+        channel
+            .exec(&remote)
+            .map_err(|e| error(format!("cannot run `{}`: {e}", command.display())))?;
+        if let Some(input) = &command.stdin {
+            channel
+                .write_all(input)
+                .map_err(|e| error(format!("cannot send stdin: {e}")))?;
+        }
+        channel
+            .send_eof()
+            .map_err(|e| error(format!("cannot close stdin: {e}")))?;
+
+        // Read stdout and stderr together without blocking, so neither can fill its window and
+        // stall the other, and so our own deadline holds whatever the server does.
+        let deadline = Instant::now() + command.timeout + Duration::from_secs(5);
+        let mut stdout = Vec::new();
+        let mut stderr = Vec::new();
+        let mut buffer = [0u8; 16 * 1024];
+        session.set_blocking(false);
+        let mut local_timeout = false;
+        loop {
+            let mut progressed = false;
+            for (stream_id, sink) in [(0, &mut stdout), (1, &mut stderr)] {
+                match channel.stream(stream_id).read(&mut buffer) {
+                    Ok(0) => {}
+                    Ok(n) => {
+                        sink.extend_from_slice(&buffer[..n]);
+                        progressed = true;
+                    }
+                    Err(e) if e.kind() == ErrorKind::WouldBlock => {}
+                    Err(e) => {
+                        session.set_blocking(true);
+                        return Err(error(format!("reading output failed: {e}")));
+                    }
+                }
+            }
+            if channel.eof() && !progressed {
+                break;
+            }
+            if Instant::now() >= deadline {
+                local_timeout = true;
+                break;
+            }
+            if !progressed {
+                thread::sleep(Duration::from_millis(5));
+            }
+        }
+        session.set_blocking(true);
+        if local_timeout {
+            let _ = channel.close();
+            return Ok(Output {
+                exit_code: None,
+                stdout,
+                stderr,
+                timed_out: true,
+            });
+        }
+        channel
+            .wait_close()
+            .map_err(|e| error(format!("closing the channel failed: {e}")))?;
+        let code = channel
+            .exit_status()
+            .map_err(|e| error(format!("no exit status: {e}")))?;
+        let timed_out = code == 124 || code == 137;
+        Ok(Output {
+            exit_code: if timed_out { None } else { Some(code) },
+            stdout,
+            stderr,
+            timed_out,
+        })
+    }
+}
+
+/// The default known-hosts file: `~/.ssh/known_hosts`.
+pub fn default_known_hosts() -> PathBuf {
+    let home = std::env::var_os("HOME").unwrap_or_else(|| "/".into());
+    PathBuf::from(home).join(".ssh/known_hosts")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_addresses() {
+        assert_eq!(
+            SshAddress::parse("ssh://root@server").unwrap(),
+            SshAddress {
+                user: "root".into(),
+                host: "server".into(),
+                port: 22
+            }
+        );
+        let with_port = SshAddress::parse("ssh://me@127.0.0.1:2222").unwrap();
+        assert_eq!(with_port.port, 2222);
+        assert_eq!(with_port.known_hosts_name(), "[127.0.0.1]:2222");
+        assert_eq!(
+            SshAddress::parse("ssh://me@[::1]:2022").unwrap().host,
+            "::1"
+        );
+        assert!(SshAddress::parse("ssh://server")
+            .unwrap_err()
+            .contains("no user"));
+        assert!(SshAddress::parse("ssh://a@b:x")
+            .unwrap_err()
+            .contains("port `x`"));
+        assert!(SshAddress::parse("http://a@b")
+            .unwrap_err()
+            .contains("not `local`"));
+    }
+}
