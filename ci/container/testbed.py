@@ -216,6 +216,20 @@ class Layout:
         return mounts
 
 
+def prepare_layout(src: Path) -> Path:
+    """The bin directory of the process testbed's layout for checkout `src` (built once, cached)."""
+    sys.path.insert(0, str(REPO / "ci" / "testbed"))
+    try:
+        import bitpoll_testbed
+    except ImportError as exc:
+        raise TestbedError(f"cannot load the process testbed (ci/testbed/bitpoll_testbed.py): {exc}") from exc
+    try:
+        build = bitpoll_testbed.prepare(str(src))
+    except bitpoll_testbed.TestbedError as exc:
+        raise TestbedError(f"the process testbed could not prepare {src}: {exc}") from exc
+    return Path(build.bin_dir)
+
+
 # ---------------------------------------------------------------------------------------------
 # cgroups: the host has no systemd, so nspawn --keep-unit uses the cgroup it was started in. Each
 # container gets its own, so that parallel containers do not share nspawn's "payload" group and

@@ -1,0 +1,286 @@
+"""Bitpoll under a real systemd, with the units that module/units.nix describes.
+
+The container (see conftest.py) runs bitpoll.socket, bitpoll.service and the backup and
+clearsessions timers exactly as ci/render-units renders them, with the full sandbox, the package
+read-only at a /nix/store path and a `bitpoll` system user. These tests prove the sandbox holds
+and that Bitpoll works inside it.
+"""
+
+from __future__ import annotations
+
+import ast
+import html.parser
+import http.cookiejar
+import re
+import subprocess
+import threading
+import time
+import urllib.error
+import urllib.parse
+import urllib.request
+
+import pytest
+
+
+def sh(container, *argv, check=True, timeout=120):
+    return container.exec(list(argv), check=check, timeout=timeout)
+
+
+def show(container, unit, *properties):
+    out = sh(container, "systemctl", "show", unit, *(f"--property={p}" for p in properties)).stdout
+    return dict(line.split("=", 1) for line in out.splitlines() if "=" in line)
+
+
+def journal(container, unit="bitpoll.service"):
+    return "\n--- journal of " + unit + " ---\n" + container.journal(unit)
+
+
+# -- HTTP: a cookie jar and the CSRF token of each form, as a browser does -------------------
+
+
+class NoRedirect(urllib.request.HTTPRedirectHandler):
+    def redirect_request(self, *args, **kwargs):
+        return None
+
+
+class FormParser(html.parser.HTMLParser):
+    def __init__(self):
+        super().__init__()
+        self.csrf = None
+        self.radios: dict[str, list[str]] = {}
+
+    def handle_starttag(self, tag, attrs):
+        attrs = dict(attrs)
+        if tag != "input":
+            return
+        if attrs.get("name") == "csrfmiddlewaretoken":
+            self.csrf = attrs.get("value")
+        if attrs.get("type") == "radio" and attrs.get("name", "").isdigit():
+            self.radios.setdefault(attrs["name"], []).append(attrs.get("value"))
+
+
+class Browser:
+    def __init__(self, base_url):
+        self.base = base_url
+        self.opener = urllib.request.build_opener(urllib.request.HTTPCookieProcessor(http.cookiejar.CookieJar()), NoRedirect())
+
+    def request(self, path, data=None, timeout=30):
+        body = urllib.parse.urlencode(data, doseq=True).encode() if data is not None else None
+        req = urllib.request.Request(self.base + path, data=body, headers={"Referer": self.base + path})
+        try:
+            with self.opener.open(req, timeout=timeout) as response:
+                return response.status, response.headers, response.read().decode()
+        except urllib.error.HTTPError as error:
+            return error.code, error.headers, error.read().decode(errors="replace")
+
+    def form(self, path):
+        status, _, text = self.request(path)
+        assert status == 200, f"GET {path}: {status}"
+        parser = FormParser()
+        parser.feed(text)
+        assert parser.csrf, f"GET {path}: no csrfmiddlewaretoken in the form"
+        return parser
+
+
+def test_service_runs_under_the_full_sandbox(container):
+    props = show(container, "bitpoll.service", "ActiveState", "SubState", "MainPID", "FragmentPath", "ProtectSystem", "ProtectHome", "PrivateUsers", "PrivateNetwork", "MemoryDenyWriteExecute", "NoNewPrivileges", "User", "TriggeredBy")
+    assert props["ActiveState"] == "active" and props["SubState"] == "running", props | {"journal": journal(container)}
+    assert props["FragmentPath"] == "/etc/systemd/system/bitpoll.service"
+    assert (props["ProtectSystem"], props["ProtectHome"], props["PrivateUsers"], props["PrivateNetwork"], props["MemoryDenyWriteExecute"], props["NoNewPrivileges"]) == ("strict", "yes", "yes", "yes", "yes", "yes")
+    assert props["User"] == "bitpoll"
+    assert "bitpoll.socket" in props["TriggeredBy"]
+    # The kernel's view of the main process (gunicorn's master), not just systemd's settings.
+    pid = props["MainPID"]
+    status = sh(container, "cat", f"/proc/{pid}/status").stdout
+    fields = dict(re.findall(r"^(\w+):\s*(.*)$", status, re.M))
+    print(f"\nbitpoll.service main process {pid}: Uid {fields['Uid']}, CapEff {fields['CapEff']}, Seccomp {fields['Seccomp']}, NoNewPrivs {fields['NoNewPrivs']}")
+    assert fields["CapEff"] == "0000000000000000"
+    assert fields["Seccomp"] == "2", "no seccomp filter on the service"
+    assert fields["NoNewPrivs"] == "1"
+    uid = sh(container, "id", "-u", "bitpoll").stdout.strip()
+    assert fields["Uid"].split()[0] == uid
+    # PrivateUsers=: the service lives in its own user namespace, mapping only root and itself.
+    uid_map = sh(container, "cat", f"/proc/{pid}/uid_map").stdout.split()
+    assert len(uid_map) == 6 and uid in uid_map, f"uid_map of the service: {uid_map}"
+    # The package is at its store path, as on NixOS.
+    cmdline = sh(container, "cat", f"/proc/{pid}/cmdline").stdout.replace("\0", " ")
+    assert "gunicorn" in cmdline and "/nix/store/" in cmdline
+
+
+def test_serves_a_poll_through_the_web_forms(container):
+    browser = Browser(container.info_values["BASE_URL"])
+    slug = f"container-{int(time.time() * 1000)}"
+    form = browser.form("/")
+    status, headers, body = browser.request("/", {"csrfmiddlewaretoken": form.csrf, "title": "Container poll", "type": "universal", "url": slug})
+    assert status == 302, f"creating the poll: {status} {body[:500]}"
+    assert f"/poll/{slug}/edit/choices/universal" in headers["Location"]
+    form = browser.form(f"/poll/{slug}/edit/choices/universal/")
+    status, _, body = browser.request(f"/poll/{slug}/edit/choices/universal/", {"csrfmiddlewaretoken": form.csrf, "choice_text": ["Tea", "Coffee"], "choice_sort_key": ["1", "2"]})
+    assert status == 302, f"adding choices: {status} {body[:500]}"
+    status, _, body = browser.request(f"/poll/{slug}/")
+    assert status == 200 and "Container poll" in body and "Coffee" in body
+    form = browser.form(f"/poll/{slug}/vote/")
+    assert len(form.radios) == 2, f"radio groups on the vote form: {form.radios}"
+    vote = {"csrfmiddlewaretoken": form.csrf, "name": "Nspawn Voter"}
+    vote.update({choice: values[0] for choice, values in form.radios.items()})
+    status, _, body = browser.request(f"/poll/{slug}/vote/", vote)
+    assert status == 302, f"voting: {status} {body[:500]}"
+    status, _, csv = browser.request(f"/poll/{slug}.csv")
+    assert status == 200 and "Nspawn Voter" in csv
+    # Static files come from the read-only package (whitenoise serves the collected files).
+    page = browser.request("/")[2]
+    static = re.search(r'(?:href|src)="(/static/[^"]+\.(?:css|js))"', page)
+    assert static, "no static asset linked from the start page"
+    assert browser.request(static.group(1))[0] == 200
+
+
+def test_security_score_read_online(container):
+    out = sh(container, "systemd-analyze", "security", "--no-pager", "bitpoll.service").stdout
+    match = re.search(r"Overall exposure level for bitpoll\.service: (\d+\.\d+) (\S+)", out)
+    assert match, out[-2000:]
+    score = float(match.group(1))
+    print(f"\nsystemd-analyze security bitpoll.service (online, in the container): {score} {match.group(2)}")
+    # Lines systemd counts against the service, for whoever tunes the budget.
+    for line in out.splitlines():
+        if line.startswith("✗"):
+            print("  " + line)
+    assert score <= 1.0, f"exposure {score} is above the budget of 1.0:\n{out}"
+
+
+PROBE = r"""
+import os, sys
+results = {}
+def attempt(name, action):
+    try:
+        action()
+        results[name] = "ok"
+    except OSError as exc:
+        results[name] = type(exc).__name__ + ":" + os.strerror(exc.errno)
+attempt("write_etc", lambda: open("/etc/bitpoll-probe", "w").close())
+attempt("write_package", lambda: open(sys.argv[1] + "/bitpoll-probe", "w").close())
+attempt("list_home", lambda: os.listdir("/home"))
+attempt("read_home_secret", lambda: open("/home/alice/secret").read())
+attempt("write_state", lambda: (open(sys.argv[2] + "/probe", "w").close(), os.unlink(sys.argv[2] + "/probe")))
+print(repr(results))
+"""
+
+
+def check_probe(output, where):
+    results = ast.literal_eval(output.strip().splitlines()[-1])
+    print(f"\n{where}: {results}")
+    assert results["write_etc"].startswith("OSError:Read-only") or results["write_etc"].startswith("PermissionError"), results
+    assert results["write_package"] != "ok", results
+    assert "Read-only" in results["write_package"] or "Permission" in results["write_package"], results
+    assert results["list_home"] != "ok" and results["read_home_secret"] != "ok", results
+    # The control: the same probe can write where the service may, so the denials above are
+    # the sandbox's doing and not a broken probe.
+    assert results["write_state"] == "ok", results
+
+
+@pytest.fixture(scope="module")
+def home_secret(container):
+    sh(container, "sh", "-c", "mkdir -p /home/alice && echo hunter2 > /home/alice/secret && chmod 755 /home/alice && chmod 644 /home/alice/secret")
+    return "/home/alice/secret"
+
+
+def test_service_namespace_cannot_write_etc_or_package_nor_see_home(container, home_secret):
+    """Inside the running service's own mount namespace, with its user and groups."""
+    info = container.info_values
+    pid = show(container, "bitpoll.service", "MainPID")["MainPID"]
+    uid = sh(container, "id", "-u", "bitpoll").stdout.strip()
+    gid = sh(container, "id", "-g", "bitpoll").stdout.strip()
+    python = container.load()["python"]
+    result = sh(container, "nsenter", f"--target={pid}", "--mount", f"--setuid={uid}", f"--setgid={gid}", "--", python, "-c", PROBE, info["PACKAGE"], info["SERVICE_STATE_DIR"], check=False)
+    assert result.returncode == 0, result.stderr
+    check_probe(result.stdout, f"in the mount namespace of bitpoll.service (pid {pid})")
+
+
+def test_bitpoll_manage_runs_as_the_service(container, home_secret):
+    """`bitpoll-manage` (the module's wrapper on PATH) runs manage.py with the service's sandbox."""
+    info = container.info_values
+    code = PROBE.replace("sys.argv[1]", repr(info["PACKAGE"])).replace("sys.argv[2]", repr(info["SERVICE_STATE_DIR"]))
+    result = sh(container, "bitpoll-manage", "shell", "-c", code, check=False)
+    assert result.returncode == 0, result.stderr + journal(container)
+    check_probe(result.stdout, "bitpoll-manage shell")
+    who = sh(container, "bitpoll-manage", "shell", "-c", "import os, django.conf; print(os.getuid(), django.conf.settings.ALLOWED_HOSTS)").stdout
+    assert who.split()[0] == sh(container, "id", "-u", "bitpoll").stdout.strip()
+
+
+def test_restart_through_the_socket_refuses_no_request(container):
+    base = container.info_values["BASE_URL"]
+    before = show(container, "bitpoll.service", "MainPID")["MainPID"]
+    results: list[tuple[float, int | str]] = []
+
+    def client():
+        # Bounded: 200 requests, each with its own timeout, all to 127.0.0.1.
+        for _ in range(200):
+            started = time.monotonic()
+            try:
+                with urllib.request.urlopen(base + "/", timeout=60) as response:
+                    response.read()
+                    results.append((started, response.status))
+            except Exception as exc:  # any failure is a refused or lost request
+                results.append((started, f"{type(exc).__name__}: {exc}"))
+            time.sleep(0.01)
+
+    thread = threading.Thread(target=client)
+    thread.start()
+    while len(results) < 20 and thread.is_alive():
+        time.sleep(0.01)
+    restart_started = time.monotonic()
+    restart = sh(container, "systemctl", "restart", "bitpoll.service", check=False, timeout=180)
+    restart_done = time.monotonic()
+    thread.join(timeout=300)
+    assert not thread.is_alive()
+    after = show(container, "bitpoll.service", "MainPID", "ActiveState")
+    assert restart.returncode == 0, restart.stderr + journal(container)
+    assert after["MainPID"] != before, "the service was not restarted"
+    failures = [r for r in results if r[1] != 200]
+    during = [r for r in results if restart_started <= r[0] <= restart_done]
+    print(f"\n{len(results)} requests, {len(during)} sent while the restart ran ({restart_done - restart_started:.2f} s), {len(failures)} failed")
+    assert len(results) == 200
+    assert not failures, failures[:5]
+    assert during, "no request was sent while the service restarted; the test proved nothing"
+
+
+def test_backup_timer_service_leaves_a_verified_archive(container):
+    timer = show(container, "bitpoll-backup.timer", "ActiveState", "NextElapseUSecRealtime", "Unit")
+    assert timer["ActiveState"] == "active", timer
+    assert timer["NextElapseUSecRealtime"], f"the backup timer has no next elapse: {timer}"
+    assert timer["Unit"] == "bitpoll-backup.service"
+    backup_dir = container.info_values["BACKUP_DIR"]
+    listing = "ls -1 {0} 2>/dev/null | grep -c . || true".format(backup_dir)
+    count_before = int(sh(container, "sh", "-c", listing).stdout.strip() or 0)
+    started = sh(container, "systemctl", "start", timer["Unit"], check=False, timeout=300)
+    result = show(container, timer["Unit"], "Result", "ExecMainStatus")
+    assert started.returncode == 0 and result["Result"] == "success", f"{result} {started.stderr}" + journal(container, timer["Unit"])
+    archives = sh(container, "sh", "-c", f"ls -1t {backup_dir}/*.tar.gz").stdout.split()
+    assert len(archives) == count_before + 1, archives
+    archive = archives[0]
+    mode_owner = sh(container, "stat", "-c", "%a %U", archive).stdout.split()
+    assert mode_owner == ["600", "bitpoll"], mode_owner
+    ops = container.info_values["PACKAGE"] + "/bin/bitpoll-ops"
+    verified = sh(container, ops, "verify", archive, check=False)
+    assert verified.returncode == 0, verified.stdout + verified.stderr
+    print("\n" + verified.stdout.strip())
+    # The control: a damaged copy is rejected, so "verified" above means something.
+    damaged = "/root/damaged.tar.gz"
+    sh(container, "sh", "-c", f"head -c $(( $(stat -c %s {archive}) - 40 )) {archive} > {damaged}")
+    rejected = sh(container, ops, "verify", damaged, check=False)
+    assert rejected.returncode != 0, rejected.stdout
+
+
+def test_clearsessions_service_runs(container):
+    timer = show(container, "bitpoll-clearsessions.timer", "ActiveState", "NextElapseUSecRealtime")
+    assert timer["ActiveState"] == "active" and timer["NextElapseUSecRealtime"], timer
+    started = sh(container, "systemctl", "start", "bitpoll-clearsessions.service", check=False, timeout=300)
+    result = show(container, "bitpoll-clearsessions.service", "Result")
+    assert started.returncode == 0 and result["Result"] == "success", str(result) + journal(container, "bitpoll-clearsessions.service")
+
+
+def test_ssh_target_reaches_the_container(container):
+    info = container.info_values
+    result = subprocess.run(["ssh", "-F", info["SSH_CONFIG"], "-o", "BatchMode=yes", "127.0.0.1", "systemctl", "is-active", "bitpoll.socket", "bitpoll.service"], capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split() == ["active", "active"]
+    assert info["SSH_TARGET"] == f"ssh://root@127.0.0.1:{info['SSH_PORT']}"
