@@ -1,0 +1,9 @@
+# The Python packages Bitpoll needs that nixpkgs lacks, as a Python package set extension
+# (final: prev: { ... }). package/default.nix applies it to its own interpreter; the flake's
+# overlay adds it to every Python package set through pythonPackagesExtensions.
+final: _prev: {
+  django-friendly-tag-loader = final.callPackage ./django-friendly-tag-loader.nix { };
+  django-simple-csp = final.callPackage ./django-simple-csp.nix { };
+  django-token-bucket = final.callPackage ./django-token-bucket.nix { };
+  libsasscompiler = final.callPackage ./libsasscompiler.nix { };
+}
