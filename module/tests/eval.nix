@@ -83,7 +83,8 @@ in
   result = {
     assertions = failedAssertions;
     inherit (config) warnings;
-    settings = if settingsFile == null then null else builtins.fromJSON (builtins.readFile settingsFile);
+    settings =
+      if settingsFile == null then null else builtins.fromJSON (builtins.readFile settingsFile);
     services = config.systemd.services;
     sockets = config.systemd.sockets;
     timers = config.systemd.timers;

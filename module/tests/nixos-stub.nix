@@ -113,10 +113,12 @@ in
             default = { };
           };
           path = mkOption {
-            type = types.listOf (types.oneOf [
-              types.package
-              types.str
-            ]);
+            type = types.listOf (
+              types.oneOf [
+                types.package
+                types.str
+              ]
+            );
             default = [ ];
           };
           stopIfChanged = mkOption {
