@@ -456,7 +456,8 @@ def verify_archive(path, extract_to=None):
             manifest = read_manifest(path, tar)
             expected = manifest["members"]
             seen = set()
-            for member in tar:
+            # tar.next() streams on after the manifest; iterating `tar` would yield it again.
+            while (member := tar.next()) is not None:
                 if member.name not in expected:
                     raise OpsError(f"{path}: member {member.name!r} is not listed in the manifest; "
                                    f"the archive was altered")
@@ -467,13 +468,15 @@ def verify_archive(path, extract_to=None):
                 if digest != expected[member.name]["sha256"] or size != expected[member.name]["size"]:
                     raise OpsError(f"{path}: member {member.name} does not match its sha256 in the "
                                    f"manifest; the archive is corrupt")
+            # Read the gzip stream to its end so that its length and CRC trailer are checked too:
+            # a file cut after the last member is still a truncated file.
+            while tar.fileobj.read(CHUNK):
+                pass
             missing = sorted(set(expected) - seen)
             if missing:
                 raise OpsError(f"{path}: members missing from the archive: {', '.join(missing)}; "
                                f"it is truncated or incomplete")
     except (tarfile.TarError, EOFError, zlib.error, OSError) as error:
-        if isinstance(error, OpsError):
-            raise
         raise OpsError(f"{path} is corrupt or truncated ({error}); use another backup") from error
     return manifest
 

@@ -33,13 +33,13 @@ from urllib.parse import urlsplit
 
 # The exit status of a configuration error: EX_CONFIG from sysexits.h.  bitpoll-ops passes it on
 # without adding a second line.
-EXIT_CONFIG = 78
+_EXIT_CONFIG = 78
 
 
 def _fail(message):
     sys.stderr.write(f"bitpoll: configuration error: {message}\n")
     sys.stderr.flush()
-    raise SystemExit(EXIT_CONFIG)
+    raise SystemExit(_EXIT_CONFIG)
 
 
 _STATE_DIR = os.environ.get("BITPOLL_STATE_DIR") or "/var/lib/bitpoll"
@@ -167,7 +167,15 @@ def _read_secret(name, required=True):
     return None, None
 
 
+_FERNET_HINT = ("generate one with: python3 -c 'import base64,os; "
+                "print(base64.urlsafe_b64encode(os.urandom(32)).decode())'")
+
+
 def _check_fernet_key(path, key):
+    # Upstream's settings_local.sample.py carries a key that decodes fine but is public.
+    if key == "this+is+an+example+key+please+generate+one+=":
+        _fail(f"secret encryption_key in {path} is the public example key of Bitpoll's sample "
+              f"settings; {_FERNET_HINT}")
     # The same test as cryptography's Fernet(key), without importing cryptography here.
     try:
         decoded = base64.urlsafe_b64decode(key.encode("ascii"))
@@ -175,8 +183,7 @@ def _check_fernet_key(path, key):
         decoded = b""
     if len(decoded) != 32:
         _fail(f"secret encryption_key in {path} is not a valid Fernet key (32 url-safe base64-encoded "
-              f"bytes); restore the original key from a backup, or for a new instance generate one "
-              f"with: python3 -c 'import base64,os; print(base64.urlsafe_b64encode(os.urandom(32)).decode())'")
+              f"bytes); restore the original key from a backup, or for a new instance {_FERNET_HINT}")
 
 
 _, SECRET_KEY = _read_secret("secret_key")
