@@ -161,6 +161,9 @@ async fn run_step(
     if let Some(reason) = capabilities.missing(&required) {
         return Outcome::skipped(reason);
     }
+    // Cleanup steps run whatever is left of the scenario's budget, bounded by their own timeout:
+    // leaving a deployment dirty is worse than overrunning.
+    let deadline = deadline.filter(|_| !step.always);
     let remaining = match deadline {
         Some(deadline) if Instant::now() >= deadline => {
             return Outcome::failed(format!(

@@ -1,0 +1,32 @@
+//! Scenario files written into a temporary directory, and the harness binary to run them.
+
+use std::path::PathBuf;
+
+use assert_cmd::Command;
+use tempfile::TempDir;
+
+pub struct ScenarioDir {
+    pub dir: TempDir,
+}
+
+impl ScenarioDir {
+    pub fn new() -> Self {
+        Self {
+            dir: tempfile::tempdir().expect("temporary directory"),
+        }
+    }
+
+    pub fn write(&self, name: &str, text: &str) -> PathBuf {
+        let path = self.dir.path().join(name);
+        std::fs::write(&path, text).expect("write scenario");
+        path
+    }
+
+    pub fn path(&self, name: &str) -> PathBuf {
+        self.dir.path().join(name)
+    }
+}
+
+pub fn harness() -> Command {
+    Command::cargo_bin("bitpoll-harness").expect("the harness binary is built")
+}
