@@ -41,7 +41,10 @@ in
   options.services.bitpoll = {
     enable = mkEnableOption "Bitpoll, the web application for polls and meeting scheduling";
 
-    package = mkPackageOption pkgs "bitpoll" { };
+    package = mkPackageOption pkgs "bitpoll" {
+      # The flake's overlay provides pkgs.bitpoll; without the overlay, take the flake's package.
+      example = "bitpoll-nix.packages.\${pkgs.stdenv.hostPlatform.system}.bitpoll";
+    };
 
     user = mkOption {
       type = types.str;

@@ -68,11 +68,13 @@ let
     {
       services.bitpoll.enable = true;
     }
-    (lib.mkMerge (
-      map (option: lib.setAttrByPath option.loc option.example) (
-        builtins.filter (option: option ? example && !isLiteral option.example) bitpollOptions
-      )
-    ))
+    {
+      config = lib.mkMerge (
+        map (option: lib.setAttrByPath option.loc option.example) (
+          builtins.filter (option: option ? example && !isLiteral option.example) bitpollOptions
+        )
+      );
+    }
   ];
 
   failedAssertions = map (a: a.message) (builtins.filter (a: !a.assertion) config.assertions);
