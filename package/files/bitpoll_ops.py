@@ -22,6 +22,7 @@ Archives contain the secrets: they are written with mode 0600.
 import argparse
 import base64
 import datetime
+import gzip
 import hashlib
 import importlib.util
 import io
@@ -365,7 +366,11 @@ def create_archive(env, directory, prefix=BACKUP_PREFIX):
     final = os.path.join(directory, f"{prefix}{created.strftime('%Y%m%dT%H%M%S.%fZ')}.tar.gz")
     staging = staging_dir(env)
     try:
-        members = {DATABASE_MEMBERS[database.kind]: dump_database(database, staging)}
+        try:
+            members = {DATABASE_MEMBERS[database.kind]: dump_database(database, staging)}
+        except (OSError, sqlite3.Error) as error:
+            raise OpsError(f"cannot copy the database {database.name} into {staging}: "
+                           f"{getattr(error, 'strerror', None) or error}; earlier backups are untouched") from error
         secret_values = {"secret_key": settings.SECRET_KEY, "encryption_key": settings.FIELD_ENCRYPTION_KEY}
         for name, value in secret_values.items():
             path = os.path.join(staging, name)
@@ -391,7 +396,10 @@ def write_archive(final, manifest, members, created):
     fd, tmp = tempfile.mkstemp(prefix=".bitpoll-backup-", suffix=".tmp", dir=directory)
     try:
         with os.fdopen(fd, "wb") as raw:
-            with tarfile.open(fileobj=raw, mode="w:gz") as tar:
+            # The gzip header names the tar inside, not the temporary file.
+            with gzip.GzipFile(os.path.basename(final)[:-3], "wb", fileobj=raw,
+                               mtime=int(created.timestamp())) as compressed, \
+                    tarfile.open(fileobj=compressed, mode="w") as tar:
                 data = (json.dumps(manifest, indent=2, sort_keys=True) + "\n").encode()
                 tar.addfile(tar_info("manifest.json", len(data), created), io.BytesIO(data))
                 for name, path in members.items():
@@ -452,7 +460,15 @@ def verify_archive(path, extract_to=None):
     except OSError as error:
         raise OpsError(f"cannot open {path}: {error.strerror}") from error
     try:
-        with handle, tarfile.open(fileobj=handle, mode="r:gz") as tar:
+        # First the whole gzip stream: its CRC and length catch a flipped byte or a cut before
+        # anything is parsed, so damage is reported as such and not as a confusing manifest.
+        with handle, gzip.GzipFile(fileobj=handle, mode="rb") as stream:
+            while stream.read(CHUNK):
+                pass
+    except (EOFError, zlib.error, OSError) as error:
+        raise OpsError(f"{path} is corrupt or truncated ({error}); use another backup") from error
+    try:
+        with open(path, "rb") as handle, tarfile.open(fileobj=handle, mode="r:gz") as tar:
             manifest = read_manifest(path, tar)
             expected = manifest["members"]
             seen = set()
@@ -468,10 +484,6 @@ def verify_archive(path, extract_to=None):
                 if digest != expected[member.name]["sha256"] or size != expected[member.name]["size"]:
                     raise OpsError(f"{path}: member {member.name} does not match its sha256 in the "
                                    f"manifest; the archive is corrupt")
-            # Read the gzip stream to its end so that its length and CRC trailer are checked too:
-            # a file cut after the last member is still a truncated file.
-            while tar.fileobj.read(CHUNK):
-                pass
             missing = sorted(set(expected) - seen)
             if missing:
                 raise OpsError(f"{path}: members missing from the archive: {', '.join(missing)}; "
@@ -566,15 +578,11 @@ def cmd_restore(env, args):
     if pid is not None:
         raise OpsError(f"bitpoll-server is running (pid {pid}, {env.state_dir}/server.pid); stop it "
                        f"first (systemctl stop bitpoll.service), then restore")
-    settings = load_settings(env)
-    database = Database(settings.DATABASES["default"])
     staging = staging_dir(env)
     try:
+        # Everything that can refuse the archive comes before the first change.
         manifest = verify_archive(args.archive, extract_to=staging)
         archive_version = manifest["bitpoll_version"]
-        if manifest["database"]["engine"] != database.kind:
-            raise OpsError(f"{args.archive} holds a {manifest['database']['engine']} database but this "
-                           f"instance uses {database.kind}; restore it into a matching configuration")
         older = False
         if archive_version != env.version:
             ours, theirs = version_key(env.version), version_key(archive_version)
@@ -585,6 +593,13 @@ def cmd_restore(env, args):
         if not args.yes:
             confirm(f"replace the database and secrets of {env.state_dir} with {args.archive} "
                     f"(Bitpoll {archive_version}, created {manifest['created']})?")
+        # On a new machine there are no secrets yet, and the settings cannot load without them:
+        # the archive's are the right ones.
+        install_missing_secrets(env, staging)
+        database = Database(load_settings(env).DATABASES["default"])
+        if manifest["database"]["engine"] != database.kind:
+            raise OpsError(f"{args.archive} holds a {manifest['database']['engine']} database but this "
+                           f"instance uses {database.kind}; restore it into a matching configuration")
         backup_dir = os.path.abspath(args.backup_dir or env.backup_dir)
         if database.kind == "postgresql" or os.path.exists(database.name):
             safety = create_archive(env, backup_dir, prefix=SAFETY_PREFIX)
@@ -602,6 +617,15 @@ def cmd_restore(env, args):
     else:
         # The restored database is at this package's schema; record it so the next start skips.
         write_marker(env, database)
+
+
+def install_missing_secrets(env, staging):
+    for name in SECRET_NAMES:
+        if read_secret(env, name)[0] is None:
+            ensure_private_dir(env.secrets_dir, owner_of=env.state_dir)
+            with open(os.path.join(staging, f"secrets__{name}"), "rb") as handle:
+                atomic_write(os.path.join(env.secrets_dir, name), handle.read(), owner_of=env.state_dir)
+            say(f"no current secret {name}: installed the archive's")
 
 
 def confirm(question):
@@ -688,6 +712,10 @@ def main(argv=None):
         COMMANDS[args.command](Environment(), args)
     except OpsError as error:
         print(f"bitpoll-ops: error: {error}", file=sys.stderr, flush=True)
+        return 1
+    except OSError as error:
+        where = f" ({error.filename})" if error.filename else ""
+        print(f"bitpoll-ops: error: {error.strerror or error}{where}", file=sys.stderr, flush=True)
         return 1
     except KeyboardInterrupt:
         print("bitpoll-ops: error: interrupted", file=sys.stderr, flush=True)
