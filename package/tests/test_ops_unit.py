@@ -248,7 +248,7 @@ def tampered_database(members):
 
 
 DAMAGES = {
-    "byte flipped early": (lambda p, t: flip_byte(p, t, 40), "corrupt"),
+    "byte flipped early": (lambda p, t: flip_byte(p, t, 100), "corrupt"),  # past the gzip header
     "byte flipped in the middle": (lambda p, t: flip_byte(p, t, os.path.getsize(p) // 2), "corrupt"),
     "byte flipped near the end": (lambda p, t: flip_byte(p, t, os.path.getsize(p) - 12), "corrupt"),
     "truncated to half": (lambda p, t: truncate(p, t, os.path.getsize(p) // 2), "truncated"),
