@@ -299,6 +299,8 @@ fn string_pairs(
     };
     let mut result = Vec::new();
     for (name, _) in pairs.iter() {
+        // Field names may be templates too: Bitpoll's vote form names its fields by choice id.
+        parser.check_template(name, Reader::key_span(pairs, name));
         let values = if allow_repeats {
             parser.reader.strings(pairs, name)
         } else {

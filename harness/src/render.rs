@@ -45,7 +45,7 @@ pub fn render_step(step: &Step, vars: &Vars) -> Result<Step, String> {
 fn render_pairs(pairs: &[(String, String)], vars: &Vars) -> Result<Vec<(String, String)>, String> {
     pairs
         .iter()
-        .map(|(name, value)| Ok((name.clone(), render(value, vars)?)))
+        .map(|(name, value)| Ok((render(name, vars)?, render(value, vars)?)))
         .collect()
 }
 
