@@ -16,6 +16,10 @@ let
     ;
 
   cfg = config.services.bitpoll;
+  # The first allowed host that names one machine (not a pattern such as ".example.org" or "*").
+  publicHost = lib.findFirst (
+    host: !lib.hasPrefix "." host && !lib.hasInfix "*" host
+  ) "localhost" cfg.allowedHosts;
   settingsFormat = pkgs.formats.json { };
 
   # A secret given as a file: absolute, read by systemd (LoadCredential=) when the service starts.
@@ -144,11 +148,11 @@ in
         if cfg.nginx.enable then
           "${if cfg.nginx.forceSSL || cfg.nginx.enableACME then "https" else "http"}://${cfg.nginx.hostName}"
         else
-          "http://localhost:${toString cfg.port}";
+          "http://${publicHost}:${toString cfg.port}";
       defaultText = literalExpression ''
         if config.services.bitpoll.nginx.enable
         then "''${if nginx.forceSSL || nginx.enableACME then "https" else "http"}://''${nginx.hostName}"
-        else "http://localhost:''${toString config.services.bitpoll.port}"
+        else "http://<the first host name in allowedHosts, or localhost>:''${toString config.services.bitpoll.port}"
       '';
       example = "https://polls.example.org";
       description = ''

@@ -423,6 +423,7 @@ def test_custom_user_data_dir_and_port():
     assert result["assertions"] == [] and result["warnings"] == []
     assert result["users"] == {} and result["groups"] == {}
     assert result["firewall"] == [9000]
+    assert result["settings"]["BASE_URL"] == "http://polls.example.org:9000"
     service = result["services"]["bitpoll"]["serviceConfig"]
     assert service["User"] == "polls" and service["ReadWritePaths"] == ["/srv/polls"]
     assert "StateDirectory" not in service
