@@ -10,7 +10,7 @@ import subprocess
 
 import pytest
 
-from module_helpers import needs_nix, parse_unit, render_units
+from module_helpers import MODULE, needs_nix, nix_eval, parse_unit, render_units
 
 pytestmark = needs_nix
 
@@ -237,3 +237,30 @@ def test_the_gate_notices_a_weakened_sandbox(default_units, tmp_path):
     path = tmp_path / "bitpoll.service"
     path.write_text(weakened + "\n")
     assert exposure(path) > 1.0
+
+
+# The flake check (module/checks/hardening.nix), its build script run here against rendered units.
+
+FLAKE_CHECK = MODULE / "tests" / "fake-flake-check.nix"
+
+
+def run_flake_check(unit_dir, out, budget="1.0"):
+    script = nix_eval(FLAKE_CHECK, args={"unitDir": json.dumps(str(unit_dir)), "budget": json.dumps(budget)})
+    return subprocess.run(["bash", "-euo", "pipefail", "-c", script], env={"out": str(out), "PATH": "/usr/bin:/bin"},
+                          capture_output=True, text=True, check=False)
+
+
+@needs_analyze
+def test_flake_check_scores_every_unit_and_passes_within_budget(default_units, tmp_path):
+    result = run_flake_check(default_units, tmp_path / "out")
+    assert result.returncode == 0, result.stderr
+    lines = (tmp_path / "out").read_text().splitlines()
+    assert [line.split(":")[0] for line in lines] == SERVICES
+    assert all(re.fullmatch(r"[\w.-]+: exposure [0-9.]+ \(budget 1\.0\)", line) for line in lines)
+
+
+@needs_analyze
+def test_flake_check_fails_above_budget(default_units, tmp_path):
+    result = run_flake_check(default_units, tmp_path / "out", budget="0.1")
+    assert result.returncode == 1
+    assert "FAIL bitpoll.service: exposure 0.2 is above the budget 0.1" in result.stderr
