@@ -445,9 +445,13 @@ class Instance:
             password = self.pg_password().replace("'", "''")
             sql = (f"CREATE ROLE bitpoll LOGIN PASSWORD '{password}';"
                    "CREATE DATABASE bitpoll OWNER bitpoll;")
-            run([f"{bindir}/psql", "--no-psqlrc", "-q", "-h", self.pg_socket_dir, "-U", "postgres",
-                 "-d", "postgres", "-c", sql], env=dict(os.environ, PGPASSWORD=read(superuser_pw).decode()),
-                capture_output=True, text=True)
+            # The SQL goes through stdin: it holds the role's password, which must appear in
+            # no command line or error message, and psql runs stdin statements one by one
+            # (CREATE DATABASE refuses to run inside the transaction that -c would make).
+            run([f"{bindir}/psql", "--no-psqlrc", "-q", "-v", "ON_ERROR_STOP=1", "-h", self.pg_socket_dir,
+                 "-U", "postgres", "-d", "postgres", "-f", "-"],
+                env=dict(os.environ, PGPASSWORD=read(superuser_pw).decode()),
+                input=sql, capture_output=True, text=True)
         else:
             self._pg_ctl("start")
 
