@@ -267,7 +267,13 @@ let
   properties =
     service:
     builtins.concatLists (builtins.attrValues (builtins.mapAttrs toProperty service))
-    ++ map (name: "Environment=${name}=${environment.${name}}") (builtins.attrNames environment);
+    # systemd-run splits a property's value into words: quote each assignment as one.
+    ++ map (
+      name:
+      "Environment=\"${
+        builtins.replaceStrings [ "\\" "\"" ] [ "\\\\" "\\\"" ] "${name}=${environment.${name}}"
+      }\""
+    ) (builtins.attrNames environment);
 
   checks = [
     (check (isAbsolute package) "package must be an absolute path, got '${toString package}'")

@@ -89,7 +89,7 @@ def test_wrappers_run_commands_in_a_transient_unit_with_the_service_properties(d
     manage = (default_units / "bin/bitpoll-manage").read_text()
     assert manage.startswith("#!/bin/sh\n")
     for prop in ["User=bitpoll", "LoadCredential=secret_key:/run/keys/sk", "ProtectSystem=strict",
-                 "Environment=BITPOLL_STATE_DIR=/var/lib/bitpoll", "WorkingDirectory=/var/lib/bitpoll"]:
+                 'Environment="BITPOLL_STATE_DIR=/var/lib/bitpoll"', "WorkingDirectory=/var/lib/bitpoll"]:
         assert f"-p '{prop}'" in manage
     # The ops wrapper may also write the backup directory (restore's safety backup).
     ops = (default_units / "bin/bitpoll-ops").read_text()
@@ -101,12 +101,12 @@ def test_wrappers_run_commands_in_a_transient_unit_with_the_service_properties(d
     fake.write_text('#!/bin/sh\nfor a in "$@"; do printf "%s\\n" "$a"; done\n')
     fake.chmod(0o755)
     out = tmp_path / "units"
-    assert render_units(out, "--systemd-run", str(fake), "--env", "NOTE=it's here").returncode == 0
+    assert render_units(out, "--systemd-run", str(fake), "--env", 'NOTE=it\'s "here"').returncode == 0
     result = subprocess.run(["sh", str(out / "bin/bitpoll-manage"), "shell", "-c", "print('a b')"],
                             capture_output=True, text=True, check=True, stdin=subprocess.DEVNULL)
     argv = result.stdout.splitlines()
     assert argv[:5] == ["--quiet", "--wait", "--collect", "--service-type=exec", "--pipe"]
-    assert "Environment=NOTE=it's here" in argv
+    assert 'Environment="NOTE=it\'s \\"here\\""' in argv
     assert argv[-5:] == ["--", "/opt/bitpoll/bin/bitpoll-manage", "shell", "-c", "print('a b')"]
 
 
