@@ -5,12 +5,15 @@
 #
 # In flake.nix:
 #   checks.${system}.hardening = import ./module/checks/hardening.nix {
-#     inherit pkgs;   # with the overlay that provides pkgs.bitpoll
+#     inherit pkgs;
+#     package = self.packages.${system}.bitpoll;
 #   };
-# or, for a given system: import ./module/checks/hardening.nix { inherit pkgs; nixos = <a system
-# evaluated with lib.nixosSystem or pkgs.nixos>; }.
+# or, to score a given system: import ./module/checks/hardening.nix { inherit pkgs; nixos = <a
+# system evaluated with lib.nixosSystem or pkgs.nixos, with services.bitpoll enabled>; }.
 {
   pkgs,
+  # The Bitpoll package of the default system (pkgs.bitpoll when null, as the module's default).
+  package ? null,
   # An evaluated NixOS system (it needs `config`) with services.bitpoll enabled. The default is
   # the smallest such system, with every Bitpoll unit present.
   nixos ? pkgs.nixos {
@@ -18,7 +21,8 @@
     services.bitpoll = {
       enable = true;
       backup.enable = true;
-    };
+    }
+    // (if package == null then { } else { inherit package; });
     boot.loader.grub.enable = false;
     fileSystems."/" = {
       device = "none";
