@@ -72,7 +72,11 @@ in
           message = "services.bitpoll.settings.DATABASES.default.PASSWORD would be written to the world-readable Nix store: remove it and set services.bitpoll.database.passwordFile instead.";
         }
         {
-          assertion = !(reachable && onlyLocalHosts);
+          assertion = hosts != [ ];
+          message = ''services.bitpoll.allowedHosts is empty, so Bitpoll would answer every request with 400 Bad Request: list the host names it is reached by, e.g. [ "polls.example.org" ].'';
+        }
+        {
+          assertion = !(reachable && hosts != [ ] && onlyLocalHosts);
           message =
             if cfg.nginx.enable && cfg.allowedHosts == [ cfg.nginx.hostName ] then
               ''services.bitpoll.nginx.hostName is "${cfg.nginx.hostName}", so Bitpoll would answer every request from other machines with 400 Bad Request: set services.bitpoll.nginx.hostName to the public host name (e.g. "polls.example.org").''

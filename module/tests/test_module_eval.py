@@ -154,6 +154,12 @@ def test_a_bad_value_is_a_type_error():
 
 ASSERTIONS = [
     pytest.param(
+        "services.bitpoll.allowedHosts = [ ];",
+        'services.bitpoll.allowedHosts = [ "localhost" ];',
+        "services.bitpoll.allowedHosts is empty, so Bitpoll would answer every request with 400 Bad Request",
+        id="empty-allowed-hosts",
+    ),
+    pytest.param(
         'services.bitpoll.listenAddress = "0.0.0.0";',
         'services.bitpoll.listenAddress = "0.0.0.0"; services.bitpoll.allowedHosts = [ "polls.example.org" ];',
         "services.bitpoll.allowedHosts names no public host",
