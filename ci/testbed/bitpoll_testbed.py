@@ -330,7 +330,7 @@ def as_postgres():
 class Instance:
     """One deployment: settings, credentials, state, optional PostgreSQL, server."""
 
-    def __init__(self, build, directory, db="sqlite", settings=None, port=None, credentials=True):
+    def __init__(self, build, directory, db="sqlite", settings=None, port=None, credentials=True, pg_dir=None):
         self.build = build
         self.dir = os.path.abspath(directory)
         self.db = db
@@ -340,13 +340,21 @@ class Instance:
         self.state_dir = os.path.join(self.dir, "state")
         self.settings_file = os.path.join(self.dir, "etc", "settings.json")
         self.credentials_dir = os.path.join(self.dir, "credentials") if credentials else None
-        self.pg_dir = os.path.join(self.dir, "pg")
-        self.pg_socket_dir = os.path.join(self.pg_dir, "run")
+        # PostgreSQL runs as `postgres`, which must reach its directory, and a unix socket path
+        # must stay short: so the cluster lives in its own directory under /tmp, not below `dir`.
+        self.pg_dir = pg_dir
+        if db == "postgresql" and pg_dir is None:
+            self.pg_dir = tempfile.mkdtemp(prefix="bitpoll-testbed-pg-")
+            os.chmod(self.pg_dir, 0o755)
         self.log_dir = os.path.join(self.dir, "log")
         self.server = None
         self.server_log = None
 
     # Layout
+
+    @property
+    def pg_socket_dir(self):
+        return os.path.join(self.pg_dir, "run") if self.pg_dir else None
 
     @property
     def base_url(self):
@@ -404,8 +412,6 @@ class Instance:
 
     def layout(self):
         os.makedirs(self.dir, exist_ok=True)
-        # PostgreSQL runs as `postgres` and must be able to reach its directory below this one.
-        os.chmod(self.dir, 0o755)
         os.makedirs(self.state_dir, mode=0o700, exist_ok=True)
         os.makedirs(self.log_dir, exist_ok=True)
         if self.port is None:
@@ -434,7 +440,7 @@ class Instance:
                 for path in (self.pg_dir, self.pg_socket_dir, data):
                     os.chown(path, ids["user"], ids["group"])
             superuser_pw = os.path.join(self.pg_dir, "superuser-password")
-            with open(superuser_pw, "w") as handle:
+            with open(os.open(superuser_pw, os.O_WRONLY | os.O_CREAT, 0o600), "w") as handle:
                 handle.write(os.urandom(12).hex())
             if ids:
                 os.chown(superuser_pw, ids["user"], ids["group"])
@@ -540,7 +546,7 @@ class Instance:
 
     def save(self):
         data = {"build": self.build.root, "python": self.build.python, "version": self.build.version,
-                "db": self.db, "port": self.port, "credentials": bool(self.credentials_dir),
+                "db": self.db, "port": self.port, "credentials": bool(self.credentials_dir), "pg_dir": self.pg_dir,
                 "server_pid": self.server.pid if self.server else None}
         with open(os.path.join(self.dir, "testbed.json"), "w") as handle:
             json.dump(data, handle, indent=2)
@@ -558,13 +564,20 @@ class Instance:
         except OSError:
             raise TestbedError(f"{path} not found; is {directory} a testbed directory?")
         build = Build(data["build"], data["python"], data["version"])
-        return cls(build, directory, db=data["db"], port=data["port"], credentials=data["credentials"])
+        return cls(build, directory, db=data["db"], port=data["port"], credentials=data["credentials"],
+                   pg_dir=data.get("pg_dir"))
 
-    def stop(self):
+    def stop(self, remove=False):
+        """Stop the server and PostgreSQL; with `remove`, delete the instance's directories."""
         self.stop_server()
         if self.db == "postgresql" and self.postgres_running():
             self._pg_ctl("stop")
-        self.save()
+        if remove:
+            for path in (self.dir, self.pg_dir):
+                if path:
+                    shutil.rmtree(path, ignore_errors=True)
+        else:
+            self.save()
 
     def describe(self):
         lines = {"BASE_URL": self.base_url, "STATE_DIR": self.state_dir, "SETTINGS_FILE": self.settings_file,
@@ -633,9 +646,7 @@ def main(argv=None):
                 print(f"{key}={value}")
         else:
             instance = Instance.load(args.dir)
-            instance.stop()
-            if args.remove:
-                shutil.rmtree(args.dir)
+            instance.stop(remove=args.remove)
             print(f"stopped {args.dir}")
     except TestbedError as error:
         print(f"bitpoll-testbed: error: {error}", file=sys.stderr)

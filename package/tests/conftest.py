@@ -7,6 +7,7 @@ reason.  The build (venv and app) is made once per session and cached across ses
 
 import json
 import os
+import shutil
 import sys
 
 import pytest
@@ -67,3 +68,5 @@ def make_instance(build, tmp_path):
     yield make
     for instance in instances:
         instance.stop()
+        if instance.pg_dir:  # outside tmp_path, see testbed.Instance
+            shutil.rmtree(instance.pg_dir, ignore_errors=True)
