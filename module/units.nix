@@ -172,6 +172,9 @@ let
       ];
       Restart = "on-failure";
       RestartSec = "2s";
+      # A configuration error (a missing or malformed setting or secret) exits with EX_CONFIG
+      # and one line naming it; restarting cannot fix it, so the unit fails at once instead.
+      RestartPreventExitStatus = 78;
       TimeoutStartSec = startTimeout;
     };
     Install.WantedBy = [ "multi-user.target" ];

@@ -50,6 +50,7 @@ def test_service_is_socket_activated_and_runs_prestart_first(default_units):
     assert service["Service"]["Type"] == ["notify"]
     assert service["Service"]["NotifyAccess"] == ["main"]
     assert service["Service"]["Restart"] == ["on-failure"]
+    assert service["Service"]["RestartPreventExitStatus"] == ["78"]
 
 
 def test_every_service_shares_user_environment_credentials_and_sandbox(default_units):
