@@ -173,15 +173,17 @@ in
     systemd.timers = timers;
 
     # Directories outside /var/lib (a custom dataDir, the backup directory).
-    systemd.tmpfiles.settings."10-bitpoll" = listToAttrs (
-      map (
-        rule:
-        nameValuePair rule.path {
-          ${rule.type} = {
-            inherit (rule) mode user group;
-          };
-        }
-      ) unitData.tmpfiles
+    systemd.tmpfiles.settings."10-bitpoll" = mkIf (unitData.tmpfiles != [ ]) (
+      listToAttrs (
+        map (
+          rule:
+          nameValuePair rule.path {
+            ${rule.type} = {
+              inherit (rule) mode user group;
+            };
+          }
+        ) unitData.tmpfiles
+      )
     );
 
     # `bitpoll-manage createsuperuser`, `bitpoll-ops restore ARCHIVE`: run as root, they execute

@@ -70,7 +70,7 @@ def test_default_units_users_and_nothing_else(default):
     assert default["postgresql"]["enable"] is False
     assert default["nginx"]["enable"] is False
     assert default["firewall"] == []
-    assert default["tmpfiles"] == {"10-bitpoll": {}}
+    assert default["tmpfiles"] == {}
     assert sorted(w["name"] for w in default["wrappers"]) == ["bitpoll-manage", "bitpoll-ops"]
 
 
