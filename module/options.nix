@@ -167,8 +167,8 @@ in
       default = 2;
       example = 8;
       description = ''
-        Number of gunicorn worker processes (each with four threads). About 60 MB of memory
-        each.
+        Number of gunicorn worker processes, each serving four requests at a time (threads).
+        Each worker holds its own copy of the application's memory.
       '';
     };
 
