@@ -164,8 +164,9 @@ elif [[ -z "$lib_dir" || ! -f "$lib_dir/default.nix" ]]; then
   echo "SKIPPED build phases: NIXPKGS_LIB is not set (a path to nixpkgs' lib, e.g. the nix-community/nixpkgs.lib tree)"
 else
   python=$(find_python312)
-  # Django of nixpkgs 26.05's django_5 (5.2 LTS), for the previous release; see docs/packaging.md.
-  django_5_version=5.2.16
+  # nixpkgs 26.05's django_5 (5.2 LTS) for the previous release: 5.2.17 came with 6.0.8 in
+  # Django's August 2026 security release (docs/packaging.md).
+  django_5_version=5.2.17
 
   # A pip venv with the packages of the Nix Python environment, mapped from the attribute
   # names package/default.nix takes from nixpkgs and from package/python-modules/.
