@@ -30,9 +30,11 @@
   credentials ? { },
   # Addresses the services may connect to (IPAddressAllow= syntax); empty means no network.
   outboundAddresses ? [ ],
-  # Units every Bitpoll service needs running first, e.g. [ "postgresql.service" ].
+  # Units every Bitpoll service needs running first, e.g. [ "postgresql.target" ].
   requiredUnits ? [ ],
+  # { enable; directory; keep; onCalendar; }, each optional (defaults below).
   backup ? { },
+  # { enable; onCalendar; }, each optional (defaults below).
   clearsessions ? { },
   # Extra environment for every unit (the testbed sets PATH; NixOS uses its own `path`).
   extraEnvironment ? { },
@@ -48,19 +50,22 @@ let
     ) s;
   isAbsolute = p: hasPrefix "/" (toString p);
   check = cond: message: if cond then true else throw "bitpoll units: ${message}";
+  # Keys of `given` that `defaults` does not know: typos would otherwise be ignored silently.
+  unknownKeys =
+    given: defaults: builtins.filter (key: !(defaults ? ${key})) (builtins.attrNames given);
 
-  backupCfg = {
+  backupDefaults = {
     enable = false;
     directory = "/var/backup/bitpoll";
     keep = 14;
     onCalendar = "daily";
-  }
-  // backup;
-  clearsessionsCfg = {
+  };
+  clearsessionsDefaults = {
     enable = true;
     onCalendar = "daily";
-  }
-  // clearsessions;
+  };
+  backupCfg = backupDefaults // backup;
+  clearsessionsCfg = clearsessionsDefaults // clearsessions;
 
   isUnixSocket = listen ? socket;
 
@@ -281,6 +286,15 @@ let
   checks = [
     (check (isAbsolute package) "package must be an absolute path, got '${toString package}'")
     (check (isAbsolute stateDir) "stateDir must be an absolute path, got '${stateDir}'")
+    (check (
+      builtins.match "/|.*/" stateDir == null
+    ) "stateDir must name a directory without a trailing '/', got '${stateDir}'")
+    (check (unknownKeys backup backupDefaults == [ ])
+      "unknown backup settings: ${toString (unknownKeys backup backupDefaults)} (known: enable directory keep onCalendar)"
+    )
+    (check (unknownKeys clearsessions clearsessionsDefaults == [ ])
+      "unknown clearsessions settings: ${toString (unknownKeys clearsessions clearsessionsDefaults)} (known: enable onCalendar)"
+    )
     (check (isAbsolute settingsFile) "settingsFile must be an absolute path, got '${toString settingsFile}'")
     (check (
       isUnixSocket || (listen ? address && listen ? port)

@@ -10,7 +10,7 @@ import subprocess
 
 import pytest
 
-from module_helpers import MODULE, needs_nix, nix_eval, parse_unit, render_units
+from module_helpers import MODULE, NixError, needs_nix, nix_eval, parse_unit, render_units
 
 pytestmark = needs_nix
 
@@ -188,6 +188,28 @@ def test_bad_options_are_refused(tmp_path, args, message):
     result = render_units(tmp_path, *args)
     assert result.returncode == 2
     assert message in result.stderr
+
+
+@pytest.mark.parametrize(
+    ("arguments", "message"),
+    [
+        ('{ package = "/p"; settingsFile = "/s"; backup.enabled = true; }',
+         "unknown backup settings: enabled (known: enable directory keep onCalendar)"),
+        ('{ package = "/p"; settingsFile = "/s"; clearsessions.calendar = "daily"; }',
+         "unknown clearsessions settings: calendar (known: enable onCalendar)"),
+        ('{ package = "/p"; settingsFile = "/s"; stateDir = "/var/lib/"; }',
+         "stateDir must name a directory without a trailing '/', got '/var/lib/'"),
+        ('{ package = "/p"; settingsFile = "/s"; workers = 0; }', "workers must be a positive integer"),
+        ('{ package = "/p"; settingsFile = "/s"; listen = { port = 80; }; }',
+         "listen needs either socket, or address and port"),
+    ],
+)
+def test_unit_data_refuses_typos_and_bad_values(tmp_path, arguments, message):
+    expression = tmp_path / "units.nix"
+    expression.write_text(f"import {MODULE / 'units.nix'} {arguments}")
+    with pytest.raises(NixError) as error:
+        nix_eval(expression)
+    assert f"bitpoll units: {message}" in str(error.value)
 
 
 def test_units_json_is_the_unit_data(default_units):
