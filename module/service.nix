@@ -95,7 +95,12 @@ let
     inherit unitData;
     systemdRun = "${config.systemd.package}/bin/systemd-run";
     shell = pkgs.runtimeShell;
-    extraProperties = optional usesPostgresql "Environment=PATH=${postgresqlClient}/bin";
+    extraProperties = optional usesPostgresql "Environment=PATH=${
+      lib.makeBinPath [
+        postgresqlClient
+        pkgs.coreutils
+      ]
+    }";
   };
 
   unitsOfType =

@@ -189,6 +189,9 @@ let
   oneshot = description: args: extraService: {
     Unit = dependencies // {
       Description = description;
+      # Started together (at boot, a missed timer fires at once), the job waits until the
+      # service's prestart has created the secrets and migrated the database.
+      After = dependencies.After ++ [ "bitpoll.service" ];
     };
     Service =
       common

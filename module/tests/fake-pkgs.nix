@@ -11,6 +11,7 @@ in
 {
   bitpoll = fakePackage "bitpoll-0.11.0";
   postgresql = fakePackage "postgresql-17.6";
+  coreutils = fakePackage "coreutils-9.7";
   runtimeShell = "/bin/sh";
 
   formats.json =

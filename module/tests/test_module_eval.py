@@ -366,7 +366,8 @@ def test_local_postgresql():
     assert service["serviceConfig"]["PrivateNetwork"] is True
     assert service["serviceConfig"]["LoadCredential"] == []
     manage = next(w["text"] for w in result["wrappers"] if w["name"] == "bitpoll-manage")
-    assert "-p 'Environment=PATH=/nix/store/00000000000000000000000000000000-postgresql-17.6/bin'" in manage
+    assert ("-p 'Environment=PATH=/nix/store/00000000000000000000000000000000-postgresql-17.6/bin:"
+            "/nix/store/00000000000000000000000000000000-coreutils-9.7/bin'") in manage
 
 
 def test_remote_postgresql_with_password_and_backup():

@@ -72,6 +72,7 @@ def test_backup_job_writes_only_its_directory_on_its_timer(default_units):
     assert backup["ExecStart"] == ["/opt/bitpoll/bin/bitpoll-ops backup --dir /var/backup/bitpoll --keep 14"]
     assert backup["Type"] == ["oneshot"]
     assert backup["ReadWritePaths"] == ["/var/backup/bitpoll"]
+    assert "bitpoll.service" in unit(default_units, "bitpoll-backup.service")["Unit"]["After"]
     timer = unit(default_units, "bitpoll-backup.timer")
     assert timer["Timer"] == {"OnCalendar": ["daily"], "Persistent": ["true"]}
     assert timer["Install"]["WantedBy"] == ["timers.target"]
