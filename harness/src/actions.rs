@@ -142,18 +142,29 @@ fn take_captures(step: &Step, source: &Source, attempt: &mut Attempt) {
     }
 }
 
-async fn check_file(step: &Step, context: &Context, path: &str, timeout: Duration) -> Attempt {
-    // GNU stat: type, octal mode, owner and group names, without following a final symlink.
-    let command = Command::new(["stat", "-c", "%F|%a|%U|%G", "--", path], timeout);
+/// Runs a command the harness needs for an observation (stat, systemctl), keeping what was run
+/// and its exit code for the report; a target error becomes the failed attempt.
+async fn exec_observed(context: &Context, command: Command) -> Result<(Output, Detail), Attempt> {
     let mut detail = Detail {
         action: command.display(),
         ..Detail::default()
     };
-    let output = match exec(&context.target, command).await {
-        Ok(output) => output,
-        Err(error) => return Attempt::failed(detail, error.to_string()),
+    match exec(&context.target, command).await {
+        Ok(output) => {
+            detail.exit_code = output.exit_code;
+            Ok((output, detail))
+        }
+        Err(error) => Err(Attempt::failed(detail, error.to_string())),
+    }
+}
+
+async fn check_file(step: &Step, context: &Context, path: &str, timeout: Duration) -> Attempt {
+    // GNU stat: type, octal mode, owner and group names, without following a final symlink.
+    let command = Command::new(["stat", "-c", "%F|%a|%U|%G", "--", path], timeout);
+    let (output, detail) = match exec_observed(context, command).await {
+        Ok(observed) => observed,
+        Err(attempt) => return attempt,
     };
-    detail.exit_code = output.exit_code;
     let stat = if output.exit_code == Some(0) {
         match parse_stat(&output.stdout_text()) {
             Some(stat) => Some(stat),
@@ -237,15 +248,10 @@ async fn check_unit(
         ],
         timeout,
     );
-    let mut detail = Detail {
-        action: command.display(),
-        ..Detail::default()
+    let (output, mut detail) = match exec_observed(context, command).await {
+        Ok(observed) => observed,
+        Err(attempt) => return attempt,
     };
-    let output = match exec(&context.target, command).await {
-        Ok(output) => output,
-        Err(error) => return Attempt::failed(detail, error.to_string()),
-    };
-    detail.exit_code = output.exit_code;
     detail.output = excerpt(&output.stdout_text(), OUTPUT_EXCERPT_CHARS);
     if output.exit_code != Some(0) {
         let message = format!("systemctl show failed: {}", output.stderr_text().trim());

@@ -5,7 +5,7 @@
 mod scenario_dir;
 
 use predicates::prelude::*;
-use scenario_dir::{harness, ScenarioDir};
+use scenario_dir::{harness, run_local, ScenarioDir};
 
 const PASSING: &str = r#"
 [scenario]
@@ -48,8 +48,7 @@ run = ["true"]
 fn a_passing_run_exits_0_with_the_summary_last() {
     let dir = ScenarioDir::new();
     let file = dir.write("passing.toml", PASSING);
-    harness()
-        .args(["run", file.to_str().unwrap(), "--target", "local"])
+    run_local(&file, None)
         .assert()
         .code(0)
         .stdout(predicate::str::contains("  PASS  echo the word ("))
@@ -91,8 +90,7 @@ fn var_overrides_reach_the_steps() {
 fn a_failing_step_exits_1_shows_what_ran_and_still_runs_cleanup() {
     let dir = ScenarioDir::new();
     let file = dir.write("failing.toml", FAILING);
-    harness()
-        .args(["run", file.to_str().unwrap(), "--target", "local"])
+    run_local(&file, None)
         .assert()
         .code(1)
         .stdout(predicate::str::contains("  FAIL  broken ("))
@@ -207,8 +205,7 @@ run = ["systemd-analyze", "security", "bitpoll.service"]
 requires = ["systemd"]
 "#,
     );
-    harness()
-        .args(["run", file.to_str().unwrap(), "--target", "local"])
+    run_local(&file, None)
         .assert()
         .code(0)
         .stdout(predicate::str::contains("  SKIP  unit state (0ms): needs systemd: local does not run systemd (/run/systemd/system is absent)"))
@@ -223,8 +220,7 @@ fn usage_and_scenario_errors_exit_2() {
         "bad.toml",
         "[scenario]\nname = \"bad\"\nsummary = \"x\"\n[[step]]\nname = \"a\"\n",
     );
-    harness()
-        .args(["run", bad.to_str().unwrap(), "--target", "local"])
+    run_local(&bad, None)
         .assert()
         .code(2)
         .stderr(predicate::str::contains(
@@ -234,8 +230,7 @@ fn usage_and_scenario_errors_exit_2() {
         "http.toml",
         "[scenario]\nname = \"web\"\nsummary = \"x\"\n[[step]]\nname = \"a\"\nhttp = \"/\"\n",
     );
-    harness()
-        .args(["run", http.to_str().unwrap(), "--target", "local"])
+    run_local(&http, None)
         .assert()
         .code(2)
         .stderr(predicate::str::contains(

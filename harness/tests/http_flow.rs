@@ -7,7 +7,7 @@ mod http_server;
 mod scenario_dir;
 
 use predicates::prelude::*;
-use scenario_dir::{harness, ScenarioDir};
+use scenario_dir::{harness, run_local, ScenarioDir};
 
 const FORM_FLOW: &str = r#"
 [scenario]
@@ -40,15 +40,7 @@ fn a_csrf_token_is_captured_posted_back_and_the_redirect_is_not_followed() {
     let dir = ScenarioDir::new();
     let file = dir.write("flow.toml", FORM_FLOW);
     let report = dir.path("report.json");
-    harness()
-        .args([
-            "run",
-            file.to_str().unwrap(),
-            "--target",
-            "local",
-            "--base-url",
-            &server.base_url,
-        ])
+    run_local(&file, Some(&server.base_url))
         .args(["--report", report.to_str().unwrap()])
         .assert()
         .success()
@@ -80,15 +72,7 @@ http = { method = "POST", path = "/submit", form = { title = "x" } }
 expect.status = 302
 "#,
     );
-    harness()
-        .args([
-            "run",
-            file.to_str().unwrap(),
-            "--target",
-            "local",
-            "--base-url",
-            &server.base_url,
-        ])
+    run_local(&file, Some(&server.base_url))
         .assert()
         .code(1)
         .stdout(predicate::str::contains("status 403, expected 302"))
@@ -119,17 +103,7 @@ expect.status = 200
 expect.body.equals = "<h1>/poll/followed/</h1>"
 "#,
     );
-    harness()
-        .args([
-            "run",
-            file.to_str().unwrap(),
-            "--target",
-            "local",
-            "--base-url",
-            &server.base_url,
-        ])
-        .assert()
-        .success();
+    run_local(&file, Some(&server.base_url)).assert().success();
 }
 
 #[test]
@@ -153,15 +127,7 @@ name = "uses the token"
 http = "/poll/{{token}}/"
 "#,
     );
-    harness()
-        .args([
-            "run",
-            file.to_str().unwrap(),
-            "--target",
-            "local",
-            "--base-url",
-            &server.base_url,
-        ])
+    run_local(&file, Some(&server.base_url))
         .assert()
         .code(1)
         .stdout(predicate::str::contains(

@@ -9,7 +9,7 @@ mod scenario_dir;
 use std::time::{Duration, Instant};
 
 use predicates::prelude::*;
-use scenario_dir::{harness, ScenarioDir};
+use scenario_dir::{harness, run_local, ScenarioDir};
 
 #[test]
 fn a_hanging_command_fails_within_its_timeout() {
@@ -28,8 +28,7 @@ timeout = "1s"
 "#,
     );
     let started = Instant::now();
-    harness()
-        .args(["run", file.to_str().unwrap(), "--target", "local"])
+    run_local(&file, None)
         .assert()
         .code(1)
         .stdout(predicate::str::contains(
@@ -60,15 +59,7 @@ timeout = "1s"
 "#,
     );
     let started = Instant::now();
-    harness()
-        .args([
-            "run",
-            file.to_str().unwrap(),
-            "--target",
-            "local",
-            "--base-url",
-            &server.base_url,
-        ])
+    run_local(&file, Some(&server.base_url))
         .assert()
         .code(1)
         .stdout(predicate::str::contains(
@@ -100,17 +91,7 @@ expect.body.equals = "ready"
 retry = { timeout = "10s", interval = "100ms" }
 "#,
     );
-    harness()
-        .args([
-            "run",
-            file.to_str().unwrap(),
-            "--target",
-            "local",
-            "--base-url",
-            &server.base_url,
-        ])
-        .assert()
-        .success();
+    run_local(&file, Some(&server.base_url)).assert().success();
 }
 
 #[test]
@@ -137,10 +118,7 @@ retry = {{ timeout = "10s", interval = "200ms" }}
             marker = marker.display()
         ),
     );
-    harness()
-        .args(["run", appears.to_str().unwrap(), "--target", "local"])
-        .assert()
-        .success();
+    run_local(&appears, None).assert().success();
 
     let never = dir.write(
         "never.toml",
@@ -156,8 +134,7 @@ retry = { timeout = "1s", interval = "200ms" }
 "#,
     );
     let started = Instant::now();
-    harness()
-        .args(["run", never.to_str().unwrap(), "--target", "local"])
+    run_local(&never, None)
         .assert()
         .code(1)
         .stdout(predicate::str::contains(
@@ -191,8 +168,7 @@ always = true
 run = ["true"]
 "#,
     );
-    harness()
-        .args(["run", file.to_str().unwrap(), "--target", "local"])
+    run_local(&file, None)
         .assert()
         .code(1)
         .stdout(predicate::str::contains("FAIL  slow"))

@@ -27,6 +27,21 @@ impl ScenarioDir {
     }
 }
 
+/// `bitpoll-harness run FILE --target local`, with a base URL when given.
+pub fn run_local(file: &std::path::Path, base_url: Option<&str>) -> Command {
+    let mut command = harness();
+    command.args([
+        "run",
+        file.to_str().expect("utf-8 path"),
+        "--target",
+        "local",
+    ]);
+    if let Some(base_url) = base_url {
+        command.args(["--base-url", base_url]);
+    }
+    command
+}
+
 pub fn harness() -> Command {
     Command::cargo_bin("bitpoll-harness").expect("the harness binary is built")
 }
