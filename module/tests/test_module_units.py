@@ -288,3 +288,23 @@ def test_flake_check_fails_above_budget(default_units, tmp_path):
     result = run_flake_check(default_units, tmp_path / "out", budget="0.1")
     assert result.returncode == 1
     assert "FAIL bitpoll.service: exposure 0.2 is above the budget 0.1" in result.stderr
+
+
+@needs_analyze
+@pytest.mark.parametrize("variant", [[], ["--socket", "/run/bitpoll/bitpoll.sock", "--outbound", "192.0.2.10/32",
+                                          "--state-dir", "/srv/bitpoll", "--credential", "db_password=/run/keys/pw"]])
+def test_systemd_accepts_every_directive(tmp_path, variant):
+    # `systemd-analyze verify` loads the units as systemd would: an unknown or malformed directive
+    # is reported (and would be silently ignored at run time). It also wants the executables.
+    package = tmp_path / "package"
+    (package / "bin").mkdir(parents=True)
+    for name in ["bitpoll-server", "bitpoll-ops", "bitpoll-manage"]:
+        (package / "bin" / name).write_text("#!/bin/sh\n")
+        (package / "bin" / name).chmod(0o755)
+    out = tmp_path / "units"
+    assert render_units(out, "--package", str(package), *variant).returncode == 0
+    names = [p.name for p in sorted(out.iterdir()) if p.suffix in (".service", ".socket", ".timer")]
+    assert len(names) == 6
+    result = subprocess.run(["systemd-analyze", "verify", "--man=no", *names], cwd=out,
+                            capture_output=True, text=True, check=False)
+    assert result.returncode == 0 and result.stdout + result.stderr == "", result.stdout + result.stderr
