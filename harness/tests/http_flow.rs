@@ -7,7 +7,7 @@ mod http_server;
 mod scenario_dir;
 
 use predicates::prelude::*;
-use scenario_dir::{harness, run_local, ScenarioDir};
+use scenario_dir::{run_local, ScenarioDir};
 
 const FORM_FLOW: &str = r#"
 [scenario]

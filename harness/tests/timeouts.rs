@@ -9,7 +9,7 @@ mod scenario_dir;
 use std::time::{Duration, Instant};
 
 use predicates::prelude::*;
-use scenario_dir::{harness, run_local, ScenarioDir};
+use scenario_dir::{run_local, ScenarioDir};
 
 #[test]
 fn a_hanging_command_fails_within_its_timeout() {

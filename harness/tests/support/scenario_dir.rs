@@ -1,5 +1,8 @@
 //! Scenario files written into a temporary directory, and the harness binary to run them.
 
+// Every test binary includes this file and each uses only part of it.
+#![allow(dead_code)]
+
 use std::path::PathBuf;
 
 use assert_cmd::Command;
