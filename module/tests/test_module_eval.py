@@ -291,6 +291,13 @@ WARNINGS = [
     pytest.param('services.bitpoll.settings.EMAIL_HOST = "mail.example.org";',
                  'services.bitpoll.settings.EMAIL_HOST = "mail.example.org"; services.bitpoll.outboundAddresses = [ "192.0.2.25" ];',
                  "services.bitpoll.settings.EMAIL_HOST is set", id="email-offline"),
+    pytest.param("services.bitpoll.settings.OPENID_ENABLED = true;",
+                 'services.bitpoll.settings.OPENID_ENABLED = true; services.bitpoll.outboundAddresses = [ "192.0.2.80" ];',
+                 "services.bitpoll.settings.OPENID_ENABLED is on", id="openid-offline"),
+    pytest.param('services.bitpoll.settings.AUTH_LDAP_SERVER_URI = "ldaps://ldap.example.org";',
+                 'services.bitpoll.settings.AUTH_LDAP_SERVER_URI = "ldaps://ldap.example.org"; '
+                 'services.bitpoll.outboundAddresses = [ "192.0.2.89" ];',
+                 "services.bitpoll.settings.AUTH_LDAP_SERVER_URI is set", id="ldap-offline"),
     pytest.param("services.bitpoll.settings.DEBUG = true;", "services.bitpoll.settings.DEBUG = false;",
                  "services.bitpoll.settings.DEBUG is on", id="debug"),
     pytest.param('services.bitpoll.settings.EMAIL_HOST_PASSWORD = "x";', "",
