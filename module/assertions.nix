@@ -10,7 +10,6 @@ let
     elem
     hasPrefix
     mkIf
-    optional
     ;
   cfg = config.services.bitpoll;
   db = cfg.database;
@@ -115,29 +114,50 @@ in
         }
       ];
 
-    warnings =
-      optional (cfg.openFirewall && cfg.unixSocket == null && isLoopback cfg.listenAddress)
-        "services.bitpoll.openFirewall opens port ${toString cfg.port}, but services.bitpoll.listenAddress is ${cfg.listenAddress}, which other machines cannot reach: set services.bitpoll.listenAddress (e.g. \"0.0.0.0\") or leave the firewall closed."
-      ++
-        optional (cfg.nginx.enable && publicTcp)
-          "services.bitpoll.nginx.enable makes Bitpoll trust X-Forwarded-Proto, but the service also listens on ${cfg.listenAddress}, where clients could send that header themselves: set services.bitpoll.listenAddress = \"127.0.0.1\" or use services.bitpoll.unixSocket."
-      ++
-        optional (settings.CALENDAR_ENABLED && offline)
-          "services.bitpoll.settings.CALENDAR_ENABLED is on, but services.bitpoll.outboundAddresses is empty, so the service cannot fetch calendars: add the calendar servers' addresses to services.bitpoll.outboundAddresses."
-      ++
-        optional (settings.REGISTER_ENABLED && offline)
-          "services.bitpoll.settings.REGISTER_ENABLED is on, but services.bitpoll.outboundAddresses is empty, so confirmation mails cannot be sent: add the SMTP server's address (\"localhost\" for a local relay) to services.bitpoll.outboundAddresses."
-      ++
-        optional (settings.EMAIL_HOST != null && offline)
-          "services.bitpoll.settings.EMAIL_HOST is set, but services.bitpoll.outboundAddresses is empty, so no mail can be sent: add the SMTP server's address to services.bitpoll.outboundAddresses."
-      ++
-        optional (settings.DEBUG or false)
-          "services.bitpoll.settings.DEBUG is on: every visitor sees tracebacks with configuration details; remove it outside development."
-      ++
-        optional (settings ? EMAIL_HOST_PASSWORD)
-          "services.bitpoll.settings.EMAIL_HOST_PASSWORD is written to the world-readable Nix store: prefer a local mail relay that needs no password."
-      ++
-        optional (!postgresql && db.passwordFile != null)
-          "services.bitpoll.database.passwordFile is ignored with services.bitpoll.database.type = \"sqlite\": remove it.";
+    # Each warning: when it applies, and what to do.
+    warnings = map (w: w.message) (
+      builtins.filter (w: w.when) [
+        {
+          when = cfg.openFirewall && cfg.unixSocket == null && isLoopback cfg.listenAddress;
+          message = "services.bitpoll.openFirewall opens port ${toString cfg.port}, but services.bitpoll.listenAddress is ${cfg.listenAddress}, which other machines cannot reach: set services.bitpoll.listenAddress (e.g. \"0.0.0.0\") or leave the firewall closed.";
+        }
+        {
+          when = cfg.nginx.enable && publicTcp;
+          message = "services.bitpoll.nginx.enable makes Bitpoll trust X-Forwarded-Proto, but the service also listens on ${cfg.listenAddress}, where clients could send that header themselves: set services.bitpoll.listenAddress = \"127.0.0.1\" or use services.bitpoll.unixSocket.";
+        }
+        {
+          when = settings.CALENDAR_ENABLED && offline;
+          message = "services.bitpoll.settings.CALENDAR_ENABLED is on, but services.bitpoll.outboundAddresses is empty, so the service cannot fetch calendars: add the calendar servers' addresses to services.bitpoll.outboundAddresses.";
+        }
+        {
+          when = settings.REGISTER_ENABLED && offline;
+          message = "services.bitpoll.settings.REGISTER_ENABLED is on, but services.bitpoll.outboundAddresses is empty, so confirmation mails cannot be sent: add the SMTP server's address (\"localhost\" for a local relay) to services.bitpoll.outboundAddresses.";
+        }
+        {
+          when = settings.EMAIL_HOST != null && offline;
+          message = "services.bitpoll.settings.EMAIL_HOST is set, but services.bitpoll.outboundAddresses is empty, so no mail can be sent: add the SMTP server's address to services.bitpoll.outboundAddresses.";
+        }
+        {
+          when = (settings.OPENID_ENABLED or false) && offline;
+          message = "services.bitpoll.settings.OPENID_ENABLED is on, but services.bitpoll.outboundAddresses is empty, so the service cannot reach the OpenID provider: add its address to services.bitpoll.outboundAddresses.";
+        }
+        {
+          when = settings ? AUTH_LDAP_SERVER_URI && offline;
+          message = "services.bitpoll.settings.AUTH_LDAP_SERVER_URI is set, but services.bitpoll.outboundAddresses is empty, so the service cannot reach the LDAP server: add its address to services.bitpoll.outboundAddresses.";
+        }
+        {
+          when = settings.DEBUG or false;
+          message = "services.bitpoll.settings.DEBUG is on: every visitor sees tracebacks with configuration details; remove it outside development.";
+        }
+        {
+          when = settings ? EMAIL_HOST_PASSWORD;
+          message = "services.bitpoll.settings.EMAIL_HOST_PASSWORD is written to the world-readable Nix store: prefer a local mail relay that needs no password.";
+        }
+        {
+          when = !postgresql && db.passwordFile != null;
+          message = "services.bitpoll.database.passwordFile is ignored with services.bitpoll.database.type = \"sqlite\": remove it.";
+        }
+      ]
+    );
   };
 }
