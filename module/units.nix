@@ -343,7 +343,18 @@ assert builtins.all (x: x) checks;
     };
     bitpoll-ops = {
       command = bin "bitpoll-ops";
-      properties = properties (common // backupAccess);
+      properties = properties (
+        common
+        // backupAccess
+        // {
+          # `bitpoll-ops restore` refuses while the server runs, which it learns from
+          # /proc/<pid of server.pid>. Each unit has its own user namespace (PrivateUsers=),
+          # and ProtectProc=invisible hides processes across namespaces even of the same
+          # user, so the server would look stopped. The other processes stay visible but
+          # unreadable beyond their command line, as for any unprivileged user.
+          ProtectProc = "default";
+        }
+      );
     };
   };
 }

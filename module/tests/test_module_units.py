@@ -97,6 +97,9 @@ def test_wrappers_run_commands_in_a_transient_unit_with_the_service_properties(d
     ops = (default_units / "bin/bitpoll-ops").read_text()
     assert "-p 'ReadWritePaths=/var/backup/bitpoll'" in ops
     assert "ReadWritePaths" not in manage
+    # restore must see whether the server runs (its /proc entry, across user namespaces).
+    assert "-p 'ProtectProc=default'" in ops and "-p 'ProtectProc=invisible'" not in ops
+    assert "-p 'ProtectProc=invisible'" in manage
     # Run the wrapper against a fake systemd-run that prints its arguments: the shell quoting
     # must hand every property and argument over intact.
     fake = tmp_path / "systemd-run"
