@@ -177,8 +177,10 @@ let
       ];
       Restart = "on-failure";
       RestartSec = "2s";
-      # A configuration error (a missing or malformed setting or secret) exits with EX_CONFIG
-      # and one line naming it; restarting cannot fix it, so the unit fails at once instead.
+      # A configuration error (a missing or malformed setting or secret) makes the server exit
+      # with EX_CONFIG and one line naming it; restarting cannot fix it, so the unit fails at
+      # once. (systemd applies this to the main process only: the same error found by prestart
+      # is retried until the start rate limit stops it, a few seconds later.)
       RestartPreventExitStatus = 78;
       TimeoutStartSec = startTimeout;
     };
