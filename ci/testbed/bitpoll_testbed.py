@@ -144,6 +144,24 @@ def source_version(src, explicit=None):
 # Build: venv and app
 
 
+def mark_used(entry):
+    os.utime(os.path.join(entry, ".complete"))
+
+
+def prune_cache(keep=6, min_age=3600):
+    """Delete cache entries beyond the `keep` most recently used of each kind, when idle an hour."""
+    for kind in ("venv-", "app-"):
+        entries = []
+        for name in os.listdir(cache_dir()):
+            complete = os.path.join(cache_dir(), name, ".complete")
+            if name.startswith(kind) and os.path.exists(complete):
+                entries.append((os.stat(complete).st_mtime, name))
+        for used, name in sorted(entries, reverse=True)[keep:]:
+            if time.time() - used > min_age:
+                with locked(name):
+                    shutil.rmtree(os.path.join(cache_dir(), name), ignore_errors=True)
+
+
 def digest(*parts):
     h = hashlib.sha256()
     for part in parts:
@@ -190,10 +208,11 @@ def venv_plan(src):
 
 def build_venv(src, python):
     plans, inputs = venv_plan(src)
-    key = digest(python, python_version_of(python), *inputs, json.dumps(plans))
+    key = digest(os.path.realpath(python), python_version_of(python), *inputs, json.dumps(plans))
     venv = os.path.join(cache_dir(), f"venv-{key}")
     with locked(f"venv-{key}"):
         if os.path.exists(os.path.join(venv, ".complete")):
+            mark_used(venv)
             return venv
         log(f"building venv {venv} with {python}")
         shutil.rmtree(venv, ignore_errors=True)
@@ -261,6 +280,7 @@ def prepare(src, version=None, python=None):
     build = Build(root, venv_python, version)
     with locked(f"app-{key}"):
         if os.path.exists(os.path.join(root, ".complete")):
+            mark_used(root)
             return build
         log(f"building app {root} from {src}")
         shutil.rmtree(root, ignore_errors=True)
@@ -280,6 +300,7 @@ def prepare(src, version=None, python=None):
         build_time_steps(build)
         with open(os.path.join(root, ".complete"), "w") as handle:
             handle.write(f"{src}\n")
+    prune_cache()
     return build
 
 
