@@ -35,9 +35,8 @@ let
     );
   };
 
-  # Bitpoll's requirements.in and requirements-production.in, minus uWSGI (gunicorn serves it
-  # here), sentry-sdk (optional: extraPythonPackages) and simple-openid-connect (its dependency
-  # cryptojwt is not in nixpkgs, so the OpenID login option is not available from this package).
+  # Bitpoll's requirements.in and requirements-production.in (LDAP and OpenID login, PostgreSQL),
+  # minus uWSGI (gunicorn serves it here) and sentry-sdk (optional: extraPythonPackages).
   pythonEnv = python.withPackages (
     ps:
     with ps;
@@ -55,6 +54,7 @@ let
       icalendar
       libsasscompiler
       pytz
+      simple-openid-connect
       # The app server and its static file middleware, and the PostgreSQL driver.
       gunicorn
       psycopg2

@@ -2,8 +2,10 @@
 # (final: prev: { ... }). package/default.nix applies it to its own interpreter; the flake's
 # overlay adds it to every Python package set through pythonPackagesExtensions.
 final: _prev: {
+  cryptojwt = final.callPackage ./cryptojwt.nix { };
   django-friendly-tag-loader = final.callPackage ./django-friendly-tag-loader.nix { };
   django-simple-csp = final.callPackage ./django-simple-csp.nix { };
   django-token-bucket = final.callPackage ./django-token-bucket.nix { };
   libsasscompiler = final.callPackage ./libsasscompiler.nix { };
+  simple-openid-connect = final.callPackage ./simple-openid-connect.nix { };
 }
