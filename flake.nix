@@ -15,20 +15,24 @@
       ];
       forAllSystems = f: lib.genAttrs systems (system: f nixpkgs.legacyPackages.${system});
       packagesOf = pkgs: self.packages.${pkgs.stdenv.hostPlatform.system};
+      # The Python packages Bitpoll needs that nixpkgs lacks, as a package set extension.
+      pythonModules = import ./package/python-modules;
+      # Bitpoll built with the given nixpkgs instance.
+      bitpollFor = pkgs: pkgs.callPackage ./package { };
     in
     {
       # Adds Bitpoll, its previous release and the Python packages it needs that nixpkgs lacks
       # (to every Python package set) to a nixpkgs instance.
       overlays.default = final: prev: {
-        bitpoll = final.callPackage ./package { };
+        bitpoll = bitpollFor final;
         bitpoll_0_10 = final.callPackage ./package/previous.nix { };
-        pythonPackagesExtensions = prev.pythonPackagesExtensions ++ [ (import ./package/python-modules) ];
+        pythonPackagesExtensions = prev.pythonPackagesExtensions ++ [ pythonModules ];
       };
 
       packages = forAllSystems (
         pkgs:
         let
-          bitpoll = pkgs.callPackage ./package { };
+          bitpoll = bitpollFor pkgs;
         in
         {
           inherit bitpoll;
@@ -48,7 +52,7 @@
             _class = "nixos";
             key = "bitpoll-nix#nixosModules.bitpoll";
             imports = [ ./module ];
-            services.bitpoll.package = lib.mkDefault (pkgs.bitpoll or (pkgs.callPackage ./package { }));
+            services.bitpoll.package = lib.mkDefault (pkgs.bitpoll or (bitpollFor pkgs));
           };
         default = self.nixosModules.bitpoll;
       };
