@@ -162,6 +162,9 @@ if ((${#checkouts[@]} == 0)); then
   echo "SKIPPED build phases: neither BITPOLL_SRC nor BITPOLL_SRC_PREVIOUS is set"
 elif [[ -z "$lib_dir" || ! -f "$lib_dir/default.nix" ]]; then
   echo "SKIPPED build phases: NIXPKGS_LIB is not set (a path to nixpkgs' lib, e.g. the nix-community/nixpkgs.lib tree)"
+elif ! nix-instantiate --read-write-mode --eval -E 'builtins.toFile "bitpoll-probe" ""' >/dev/null 2>&1; then
+  # Evaluating package/default.nix copies package/files into the store, as a build would.
+  echo "SKIPPED build phases: nix-instantiate cannot write to the Nix store here (run as its owner)"
 else
   python=$(find_python312)
   # nixpkgs 26.05's django_5 (5.2 LTS) for the previous release: 5.2.17 came with 6.0.8 in
