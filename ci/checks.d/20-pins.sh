@@ -17,7 +17,6 @@
 # A part that lacks its inputs reports SKIPPED with the reason; it never passes silently.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
-repo=$PWD
 source ci/lib/python.sh
 
 failed=0
@@ -245,7 +244,9 @@ else
     out=$work/out-$which
     log=$work/build-$which.log
     echo "running package/$which.nix's build phases on $variable=$src"
-    # stdenv's shell helpers that the phases use, reduced to what they do here.
+    # stdenv's shell helpers that the phases use, reduced to what they do here; the sourced
+    # phases call them.
+    # shellcheck disable=SC2317
     if ! (
       set -euo pipefail
       export out TMPDIR=$work/tmp-$which SOURCE_DATE_EPOCH=315532800
