@@ -140,6 +140,27 @@ def rootfs_path(with_postgresql: bool = False) -> Path:
     return cache_dir() / f"rootfs-{key}"
 
 
+def remove_tree(path: Path) -> None:
+    """Delete a (partial) root file system, unmounting first what debootstrap mounted inside.
+
+    An interrupted debootstrap can leave /proc, /sys or a bind mount of the host's /dev mounted
+    in the target; deleting through those would delete the host's files.
+    """
+    prefix = str(path.resolve())
+    points = []
+    for line in Path("/proc/self/mountinfo").read_text().splitlines():
+        point = line.split()[4].replace("\\040", " ")
+        if point == prefix or point.startswith(prefix + "/"):
+            points.append(point)
+    for point in sorted(points, key=len, reverse=True):
+        subprocess.run(["umount", "--lazy", point], check=False, capture_output=True)
+    for line in Path("/proc/self/mountinfo").read_text().splitlines():
+        point = line.split()[4]
+        if point == prefix or point.startswith(prefix + "/"):
+            raise RootfsError(f"{point} is still mounted; unmount it, then delete {path}")
+    shutil.rmtree(path, ignore_errors=True)
+
+
 def is_complete(path: Path) -> bool:
     return (path / COMPLETE_MARKER).is_file()
 
@@ -191,29 +212,38 @@ def build(with_postgresql: bool = False, log=sys.stderr) -> Path:
         mirror = host_mirror(spec["release"])
         # Leftovers of an interrupted build (this lock was free, so nobody is writing them).
         for stale in final.parent.glob(f"{final.name}.tmp-*"):
-            shutil.rmtree(stale, ignore_errors=True)
+            remove_tree(stale)
         if final.exists():
-            shutil.rmtree(final)
+            remove_tree(final)
         tmp = final.parent / f"{final.name}.tmp-{os.getpid()}"
         start = time.monotonic()
-        print(f"building root file system {final} ({spec['release']}, from {mirror})", file=log, flush=True)
-        cmd = [
-            "debootstrap",
-            "--variant=minbase",
-            f"--arch={spec['architecture']}",
-            "--include=" + ",".join(spec["packages"]),
-            spec["release"],
-            str(tmp),
-            mirror,
-        ]
-        result = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-        if result.returncode != 0:
-            shutil.rmtree(tmp, ignore_errors=True)
-            tail = "\n".join(result.stdout.splitlines()[-20:])
-            raise RootfsError(f"debootstrap failed (exit {result.returncode}):\n{tail}")
-        _post_process(tmp)
-        spec["mirror"] = mirror
-        (tmp / COMPLETE_MARKER).write_text(json.dumps(spec, indent=2) + "\n")
+        # debootstrap and the post-processing create the tree with the caller's umask; the
+        # system inside needs the usual modes.
+        umask = os.umask(0o022)
+        try:
+            _debootstrap(tmp, spec, mirror, log)
+        finally:
+            os.umask(umask)
         os.rename(tmp, final)
         print(f"root file system ready in {time.monotonic() - start:.0f} s: {final}", file=log, flush=True)
     return final
+
+
+def _debootstrap(tmp: Path, spec: dict, mirror: str, log) -> None:
+    print(f"building root file system {tmp} ({spec['release']}, from {mirror})", file=log, flush=True)
+    cmd = [
+        "debootstrap",
+        "--variant=minbase",
+        f"--arch={spec['architecture']}",
+        "--include=" + ",".join(spec["packages"]),
+        spec["release"],
+        str(tmp),
+        mirror,
+    ]
+    result = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    if result.returncode != 0:
+        remove_tree(tmp)
+        tail = "\n".join(result.stdout.splitlines()[-20:])
+        raise RootfsError(f"debootstrap failed (exit {result.returncode}); the last lines:\n{tail}")
+    _post_process(tmp)
+    (tmp / COMPLETE_MARKER).write_text(json.dumps(dict(spec, mirror=mirror), indent=2) + "\n")

@@ -36,12 +36,13 @@ import shlex
 import shutil
 import signal
 import socket
+import stat
 import subprocess
 import sys
 import time
 from pathlib import Path
 
-import rootfs
+import container_rootfs as rootfs
 
 REPO = Path(__file__).resolve().parent.parent.parent
 RENDER_UNITS = REPO / "ci" / "render-units"
@@ -173,6 +174,36 @@ class Layout:
         self.c_static = f"{self.c_package}/share/bitpoll/static"
         self.c_python = f"{self.c_env}/bin/python" if self.venv else f"{self.c_base}/bin/{self.python_xy}"
 
+    def ensure_readable(self) -> None:
+        """Every mounted tree must be readable by everyone, as the Nix store is: the service runs
+        as `bitpoll`, not as the user who built the layout.
+
+        A layout built under a restrictive umask (a test process that ran the ops tool in-process
+        inherits its umask 077) has private files; they are opened up here, which changes no
+        content and only brings the layout closer to what the package is.
+        """
+        trees = [self.base_prefix, self.app_dir, self.static_root] + ([self.site_packages] if self.venv else [])
+        changed = 0
+        for tree in trees:
+            for directory, _, files in os.walk(tree):
+                for name in [""] + files:
+                    path = os.path.join(directory, name) if name else directory
+                    try:
+                        mode = os.lstat(path).st_mode
+                    except OSError:
+                        continue
+                    if stat.S_ISLNK(mode):
+                        continue
+                    wanted = 0o055 if stat.S_ISDIR(mode) or mode & 0o100 else 0o044
+                    if mode & wanted != wanted:
+                        try:
+                            os.chmod(path, stat.S_IMODE(mode) | wanted)
+                        except OSError as exc:
+                            raise TestbedError(f"{path} is not readable by other users (mode {stat.S_IMODE(mode):04o}) and cannot be changed ({exc.strerror}); the service runs as 'bitpoll': rebuild the layout under umask 022") from None
+                        changed += 1
+        if changed:
+            log(f"made {changed} files of the layout readable by other users, as the Nix store is (they were built under a restrictive umask)")
+
     def render_wrapper(self, name: str) -> str:
         template = TEMPLATES / f"{name}.in"
         text = template.read_text()
@@ -223,10 +254,14 @@ def prepare_layout(src: Path) -> Path:
         import bitpoll_testbed
     except ImportError as exc:
         raise TestbedError(f"cannot load the process testbed (ci/testbed/bitpoll_testbed.py): {exc}") from exc
+    # The layout stands for the package in the Nix store, readable by everyone.
+    umask = os.umask(0o022)
     try:
         build = bitpoll_testbed.prepare(str(src))
     except bitpoll_testbed.TestbedError as exc:
         raise TestbedError(f"the process testbed could not prepare {src}: {exc}") from exc
+    finally:
+        os.umask(umask)
     return Path(build.bin_dir)
 
 
@@ -394,7 +429,13 @@ class Container:
                 raise TestbedError(f"cannot clean up the previous container in {self.dir}: {problems[0]}")
 
         layout = Layout(layout_bin) if layout_bin else None
+        if layout:
+            layout.ensure_readable()
         base = rootfs.build(with_postgresql)
+        # The files made here become the container's (its root directory is the overlay's upper
+        # directory): they need the usual modes whatever umask the caller runs with (a test
+        # process may have set 077, which would leave "/" unreadable for the container's users).
+        umask = os.umask(0o022)
         try:
             return self._up(base, layout, boot_timeout, start_timeout, render_args or [])
         except BaseException:
@@ -402,6 +443,8 @@ class Container:
             # a look at what went wrong; the next `up` or `down` removes them.
             self.down(keep=True, quiet=True)
             raise
+        finally:
+            os.umask(umask)
 
     def _up(self, base: Path, layout: "Layout | None", boot_timeout: float, start_timeout: float, render_args: list[str]) -> dict:
         started = time.monotonic()

@@ -1,5 +1,8 @@
-"""One booted container for the whole test session (booting is about a second, starting Bitpoll a
-few more; building the root file system the first time about a minute)."""
+"""What the container tests share: whether this host can run systemd-nspawn, and the testbed.
+
+Deliberately not a conftest.py: other test directories import their own `conftest` by name, and
+pytest keeps only one module of that name, so a second one would shadow theirs.
+"""
 
 from __future__ import annotations
 
@@ -10,10 +13,11 @@ from pathlib import Path
 
 import pytest
 
-HERE = Path(__file__).resolve().parent
-sys.path.insert(0, str(HERE.parent))
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-import testbed  # noqa: E402
+import container_testbed as testbed  # noqa: E402
+
+__all__ = ["host_problem", "require_host", "testbed"]
 
 
 def host_problem() -> str | None:
@@ -34,25 +38,3 @@ def require_host() -> None:
     problem = host_problem()
     if problem:
         pytest.skip(f"cannot run systemd-nspawn here: {problem}")
-
-
-@pytest.fixture(scope="session")
-def bitpoll_src() -> Path:
-    src = os.environ.get("BITPOLL_SRC")
-    if not src:
-        pytest.skip("BITPOLL_SRC is not set (a Bitpoll 0.11 checkout is needed to run Bitpoll in the container)")
-    return Path(src)
-
-
-@pytest.fixture(scope="session")
-def container(bitpoll_src, tmp_path_factory):
-    """A booted container with Bitpoll started by systemd from the module's rendered units."""
-    require_host()
-    layout_bin = testbed.prepare_layout(bitpoll_src)
-    box = testbed.Container(tmp_path_factory.mktemp("container") / "state")
-    info = box.up(layout_bin)
-    print(f"\ncontainer up in {info.get('UP_SECONDS')} s: {info['BASE_URL']} {info['SSH_TARGET']}")
-    box.info_values = info
-    yield box
-    problems = box.down()
-    assert not problems, f"the container left: {problems}"

@@ -9,6 +9,7 @@ and that Bitpoll works inside it.
 from __future__ import annotations
 
 import ast
+import os
 import html.parser
 import http.cookiejar
 import re
@@ -18,8 +19,34 @@ import time
 import urllib.error
 import urllib.parse
 import urllib.request
+from pathlib import Path
 
 import pytest
+
+from nspawn_host import require_host, testbed
+
+
+@pytest.fixture(scope="session")
+def bitpoll_src() -> Path:
+    src = os.environ.get("BITPOLL_SRC")
+    if not src:
+        pytest.skip("BITPOLL_SRC is not set (a Bitpoll 0.11 checkout is needed to run Bitpoll in the container)")
+    return Path(src)
+
+
+@pytest.fixture(scope="session")
+def container(bitpoll_src, tmp_path_factory):
+    """One booted container with Bitpoll started by systemd from the module's rendered units,
+    shared by the whole session (about 4 s to boot it and start Bitpoll)."""
+    require_host()
+    layout_bin = testbed.prepare_layout(bitpoll_src)
+    box = testbed.Container(tmp_path_factory.mktemp("container") / "state")
+    info = box.up(layout_bin)
+    print(f"\ncontainer up in {info.get('UP_SECONDS')} s: {info['BASE_URL']} {info['SSH_TARGET']}")
+    box.info_values = info
+    yield box
+    problems = box.down()
+    assert not problems, f"the container left: {problems}"
 
 
 def sh(container, *argv, check=True, timeout=120):
