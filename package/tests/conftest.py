@@ -12,12 +12,8 @@ import sys
 
 import pytest
 
-REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-FILES = os.path.join(REPO, "package", "files")
-PINS = os.path.join(REPO, "package", "pins")
-sys.path.insert(0, os.path.join(REPO, "ci", "testbed"))
-sys.path.insert(0, FILES)
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from package_paths import PINS  # noqa: E402  (also puts ci/testbed and package/files on sys.path)
 
 import bitpoll_testbed as testbed  # noqa: E402
 

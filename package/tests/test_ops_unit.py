@@ -21,7 +21,7 @@ import time
 import pytest
 
 import bitpoll_ops as ops
-from conftest import FILES
+from package_paths import FILES
 
 FAKE_MANAGE = """\
 import json, os, sys

@@ -14,7 +14,7 @@ import textwrap
 
 import pytest
 
-from conftest import FILES
+from package_paths import FILES
 
 SHIM = os.path.join(FILES, "settings_local.py")
 GOOD_KEY = base64.urlsafe_b64encode(b"k" * 32).decode()
