@@ -256,7 +256,6 @@ LOGGING = {
     "root": {"handlers": ["stderr"], "level": "WARNING"},
     "loggers": {
         "django": {"handlers": ["stderr"], "level": "INFO", "propagate": False},
-        "django.server": {"handlers": ["stderr"], "level": "WARNING", "propagate": False},
     },
 }
 
@@ -264,6 +263,8 @@ LOGGING = {
 for _key, _value in _SETTINGS.items():
     globals()[_key] = _value
 
+# Templates append paths to it ("{{ base_url }}/poll/..."), so it never ends with a slash.
+BASE_URL = BASE_URL.rstrip("/")
 if isinstance(globals().get("SECURE_PROXY_SSL_HEADER"), list):
     SECURE_PROXY_SSL_HEADER = tuple(SECURE_PROXY_SSL_HEADER)
 if isinstance(globals().get("OPENID_ADMIN_GROUPS"), str):

@@ -93,7 +93,13 @@ def test_killed_migration_is_completed_on_next_start(make_instance):
 
 
 def test_server_serves_pages_and_static_files(make_instance):
-    instance = make_instance(server=True)
+    instance = make_instance()
+    # A stale pid file naming a live process that is not gunicorn (this one) must not block.
+    with open(os.path.join(instance.state_dir, "server.pid"), "w") as handle:
+        handle.write(f"{os.getpid()}\n")
+    instance.start_server()
+    with open(os.path.join(instance.state_dir, "server.pid")) as handle:
+        assert int(handle.read()) == instance.server.pid
     status, headers, body = fetch(instance.base_url + "/")
     assert status == 200 and b"csrfmiddlewaretoken" in body
     css = [part.split('"')[0] for part in body.decode().split('href="')[1:] if ".css" in part.split('"')[0]]
