@@ -36,6 +36,7 @@ import subprocess
 import sys
 import tarfile
 import tempfile
+import urllib.parse
 import zlib
 
 FORMAT = "bitpoll-backup"
@@ -328,7 +329,7 @@ def dump_database(database, staging):
         if not os.path.exists(database.name):
             raise OpsError(f"database {database.name} does not exist; nothing to back up")
         target = os.path.join(staging, "bitpoll.sqlite3")
-        source = sqlite3.connect(f"file:{database.name}?mode=ro", uri=True)
+        source = sqlite3.connect(f"file:{urllib.parse.quote(database.name)}?mode=ro", uri=True)
         try:
             copy = sqlite3.connect(target)
             with copy:

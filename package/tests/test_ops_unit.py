@@ -457,3 +457,15 @@ def test_prestart_needs_state_dir(site, monkeypatch):
     monkeypatch.setenv("BITPOLL_STATE_DIR", str(site / "missing"))
     status, _, err = run_ops("prestart")
     assert status == 1 and "state directory" in err and "does not exist" in err
+
+
+def test_state_dir_with_unusual_characters(site, monkeypatch):
+    # The SQLite source is opened through a file: URI, where "?", "#" and "%" mean something.
+    unusual = site / "st ate #1?%20"
+    os.rename(site / "state", unusual)
+    monkeypatch.setenv("BITPOLL_STATE_DIR", str(unusual))
+    archive = make_backup(site)
+    ok("verify", archive)
+    with tarfile.open(archive) as tar:
+        (site / "copy.sqlite3").write_bytes(tar.extractfile("database/bitpoll.sqlite3").read())
+    assert [r[0] for r in sqlite3.connect(site / "copy.sqlite3").execute("SELECT title FROM poll")] == ["lunch", "dinner"]
