@@ -166,6 +166,15 @@ stdenvNoCC.mkDerivation (finalAttrs: {
 
     # Collect through the wrapper that production uses, with the throwaway settings.
     "$out/bin/bitpoll-manage" collectstatic --noinput --verbosity 1
+    # The manifest lists the files in the order the build's file system listed the source
+    # directories; sorting it makes the output independent of that.
+    ${pythonEnv.interpreter} - "$out/${staticSubdir}/staticfiles.json" <<'EOF'
+    import json, sys
+    with open(sys.argv[1]) as handle:
+        manifest = json.load(handle)
+    with open(sys.argv[1], "w") as handle:
+        json.dump(manifest, handle, sort_keys=True)
+    EOF
 
     # Compile the application's bytecode once, here: the store is read-only at run time.
     # SOURCE_DATE_EPOCH makes these checked-hash .pyc files, valid despite the store's mtimes.
