@@ -22,10 +22,10 @@ import time
 from pathlib import Path
 
 # Bump when the post-processing below changes, so a rootfs built by an older recipe is not reused.
-RECIPE_VERSION = 1
+RECIPE_VERSION = 2
 
 # systemd as PID 1 (systemd-sysv), D-Bus for systemctl and `systemd-analyze security` online,
-# OpenSSH for the harness's ssh target, and the shared libraries that the host's pyenv Python and
+# OpenSSH for the harness's ssh target, PostgreSQL, and the shared libraries that the host's pyenv Python and
 # the usual binary wheels link against (the list comes from `ldd` on its lib-dynload modules, minus
 # Tk and X11, which Bitpoll never imports). libpq5 serves psycopg when PostgreSQL is used.
 PACKAGES = (
@@ -49,10 +49,9 @@ PACKAGES = (
     "libnsl2",
     "libtirpc3",
     "libpq5",
+    # The local server for `database.createLocally`; disabled at boot unless a container asks.
+    "postgresql",
 )
-
-# PostgreSQL, for `createLocally` inside the container; opt-in, as it adds to the build time.
-POSTGRESQL_PACKAGES = ("postgresql",)
 
 COMPLETE_MARKER = ".bitpoll-rootfs.json"
 
@@ -125,8 +124,8 @@ def host_mirror(release: str) -> str:
     raise RootfsError(f"no apt source for '{release} main' in /etc/apt/sources.list*; add the Debian mirror there")
 
 
-def recipe(with_postgresql: bool = False) -> dict:
-    packages = PACKAGES + (POSTGRESQL_PACKAGES if with_postgresql else ())
+def recipe() -> dict:
+    packages = PACKAGES
     return {
         "release": host_release(),
         "architecture": subprocess.run(["dpkg", "--print-architecture"], check=True, capture_output=True, text=True).stdout.strip(),
@@ -135,8 +134,8 @@ def recipe(with_postgresql: bool = False) -> dict:
     }
 
 
-def rootfs_path(with_postgresql: bool = False) -> Path:
-    key = hashlib.sha256(json.dumps(recipe(with_postgresql), sort_keys=True).encode()).hexdigest()[:12]
+def rootfs_path() -> Path:
+    key = hashlib.sha256(json.dumps(recipe(), sort_keys=True).encode()).hexdigest()[:12]
     return cache_dir() / f"rootfs-{key}"
 
 
@@ -183,6 +182,16 @@ def _post_process(root: Path) -> None:
         target = root / "etc/systemd/system" / unit
         target.unlink(missing_ok=True)
         target.symlink_to("/dev/null")
+    # PostgreSQL (Debian's cluster, created by the package) starts only in containers that use
+    # it, and then listens on its unix socket only: on the host's network it would take port
+    # 5432 on 127.0.0.1 from whoever else needs it.
+    (root / "etc/systemd/system/multi-user.target.wants/postgresql.service").unlink(missing_ok=True)
+    clusters = sorted(root.glob("etc/postgresql/*/main"))
+    if not clusters:
+        raise RootfsError("debootstrap installed postgresql but created no cluster in /etc/postgresql/*/main")
+    for cluster in clusters:
+        (cluster / "conf.d").mkdir(exist_ok=True)
+        (cluster / "conf.d/bitpoll-testbed.conf").write_text("# The container shares the host's network: the unix socket only.\nlisten_addresses = ''\n")
     # The downloaded packages are not needed once installed.
     for deb in root.glob("var/cache/apt/archives/*.deb"):
         deb.unlink()
@@ -192,9 +201,9 @@ def _post_process(root: Path) -> None:
     (root / "var/log/journal").mkdir(parents=True, exist_ok=True)
 
 
-def build(with_postgresql: bool = False, log=sys.stderr) -> Path:
+def build(log=sys.stderr) -> Path:
     """The path of a complete root file system, built now unless it is cached."""
-    final = rootfs_path(with_postgresql)
+    final = rootfs_path()
     if is_complete(final):
         return final
     for tool in ("debootstrap", "dpkg"):
@@ -208,7 +217,7 @@ def build(with_postgresql: bool = False, log=sys.stderr) -> Path:
         fcntl.flock(lock, fcntl.LOCK_EX)
         if is_complete(final):
             return final
-        spec = recipe(with_postgresql)
+        spec = recipe()
         mirror = host_mirror(spec["release"])
         # Leftovers of an interrupted build (this lock was free, so nobody is writing them).
         for stale in final.parent.glob(f"{final.name}.tmp-*"):

@@ -26,7 +26,6 @@ State of one container lives in its state directory (default /tmp/bitpoll-contai
 
 from __future__ import annotations
 
-import base64
 import errno
 import hashlib
 import json
@@ -412,7 +411,7 @@ class Container:
 
     # -- up ---------------------------------------------------------------------------------
 
-    def up(self, layout_bin: Path | None, with_postgresql: bool = False, boot_timeout: float = 60, start_timeout: float = 120, render_args: list[str] | None = None) -> dict:
+    def up(self, layout_bin: Path | None, db: str = "sqlite", boot_timeout: float = 60, start_timeout: float = 120, render_args: list[str] | None = None) -> dict:
         if os.geteuid() != 0:
             raise TestbedError("the container testbed needs root (systemd-nspawn, overlay and bind mounts)")
         for tool in ("systemd-nspawn", "nsenter", "ssh-keygen", "nix-instantiate"):
@@ -431,13 +430,17 @@ class Container:
         layout = Layout(layout_bin) if layout_bin else None
         if layout:
             layout.ensure_readable()
-        base = rootfs.build(with_postgresql)
+        if db not in ("sqlite", "postgresql"):
+            raise TestbedError(f"unknown database '{db}'; use sqlite or postgresql")
+        if db == "postgresql" and not layout:
+            raise TestbedError("a PostgreSQL database needs Bitpoll: pass --src or --layout-bin")
+        base = rootfs.build()
         # The files made here become the container's (its root directory is the overlay's upper
         # directory): they need the usual modes whatever umask the caller runs with (a test
         # process may have set 077, which would leave "/" unreadable for the container's users).
         umask = os.umask(0o022)
         try:
-            return self._up(base, layout, boot_timeout, start_timeout, render_args or [])
+            return self._up(base, layout, db, boot_timeout, start_timeout, render_args or [])
         except BaseException:
             # Stop whatever started, but keep the files (console.log, the writable layer) for
             # a look at what went wrong; the next `up` or `down` removes them.
@@ -446,7 +449,7 @@ class Container:
         finally:
             os.umask(umask)
 
-    def _up(self, base: Path, layout: "Layout | None", boot_timeout: float, start_timeout: float, render_args: list[str]) -> dict:
+    def _up(self, base: Path, layout: "Layout | None", db: str, boot_timeout: float, start_timeout: float, render_args: list[str]) -> dict:
         started = time.monotonic()
         self.dir.mkdir(parents=True, exist_ok=True)
         name = f"bitpoll-{os.urandom(3).hex()}"
@@ -469,7 +472,7 @@ class Container:
         store.mkdir()
         if layout:
             binds = layout.assemble(store)
-            self._stage_bitpoll(root, layout, state, render_args)
+            self._stage_bitpoll(root, layout, db, state, render_args)
         self._boot(root, store if layout else None, binds, state, boot_timeout)
         if layout:
             self._start_bitpoll(state, start_timeout)
@@ -518,15 +521,21 @@ class Container:
         wants.mkdir(parents=True, exist_ok=True)
         (wants / "ssh.service").symlink_to("/lib/systemd/system/ssh.service")
 
-    def _stage_bitpoll(self, root: Path, layout: Layout, state: dict, render_args: list[str]) -> None:
+    def _stage_bitpoll(self, root: Path, layout: Layout, db: str, state: dict, render_args: list[str]) -> None:
         """Bitpoll's settings, units, user and directories, as the NixOS module lays them out."""
         port = state["http_port"]
         base_url = f"http://127.0.0.1:{port}"
         # The settings file is in the store, as the module renders it.
-        settings = {
+        settings: dict = {
             "ALLOWED_HOSTS": ["127.0.0.1", "localhost"],
             "BASE_URL": base_url,
         }
+        if db == "postgresql":
+            # What module/database.nix renders for database.createLocally, and the units it
+            # requires (NixOS's postgresql.target: the server runs and ensure* ran).
+            settings["DATABASES"] = {"default": {"ENGINE": "django.db.backends.postgresql", "NAME": "bitpoll", "USER": "bitpoll", "HOST": "/run/postgresql", "PORT": "5432"}}
+            render_args = ["--require", "postgresql.target", *render_args]
+            self._stage_postgresql(root)
         settings_path = f"{STORE}/{store_hash('settings', json.dumps(settings, sort_keys=True))}-bitpoll-settings.json"
         (self.dir / "store" / settings_path[len(STORE) + 1 :]).write_text(json.dumps(settings, indent=2) + "\n")
         units = self.dir / "units"
@@ -569,8 +578,46 @@ class Container:
             backup_dir=BACKUP_DIR,
             units=str(units),
             version=layout.version,
+            db=db,
         )
         self.save(state)
+
+    def _stage_postgresql(self, root: Path) -> None:
+        """Debian's PostgreSQL arranged like NixOS's services.postgresql with ensureDatabases and
+        ensureUsers (ensureDBOwnership): a `postgresql.target` reached once the server runs and
+        the role and database of the service user exist. Peer authentication on the unix socket
+        (Debian's default pg_hba.conf) lets `bitpoll` in as the role `bitpoll`, without password."""
+        clusters = sorted(root.glob("etc/postgresql/*/main"))
+        if not clusters:
+            raise TestbedError("the root file system has no PostgreSQL cluster in /etc/postgresql/*/main; rebuild it (bitpoll-container build-rootfs)")
+        server = f"postgresql@{clusters[-1].parent.name}-main.service"
+        system = root / "etc/systemd/system"
+        script = root / "usr/local/lib/bitpoll-testbed/postgresql-setup"
+        script.parent.mkdir(parents=True, exist_ok=True)
+        script.write_text(
+            "#!/bin/sh\n"
+            "# services.postgresql's ensureUsers (with ensureDBOwnership) and ensureDatabases for\n"
+            "# Bitpoll, idempotent. Written by ci/container/container_testbed.py.\n"
+            "set -eu\n"
+            "exists() { [ \"$(psql -tAc \"$1\")\" = 1 ]; }\n"
+            "exists \"SELECT 1 FROM pg_roles WHERE rolname = 'bitpoll'\" || psql -qc 'CREATE ROLE bitpoll LOGIN'\n"
+            "exists \"SELECT 1 FROM pg_database WHERE datname = 'bitpoll'\" || psql -qc 'CREATE DATABASE bitpoll OWNER bitpoll'\n"
+            "psql -qc 'ALTER DATABASE bitpoll OWNER TO bitpoll'\n"
+        )
+        script.chmod(0o755)
+        (system / "postgresql-setup.service").write_text(
+            "[Unit]\n"
+            "Description=Create the PostgreSQL role and database of Bitpoll\n"
+            f"Requires={server}\nAfter={server}\n\n"
+            "[Service]\nType=oneshot\nRemainAfterExit=yes\nUser=postgres\n"
+            f"ExecStart={script.relative_to(root).as_posix().join(['/', ''])}\n"
+        )
+        (system / "postgresql.target").write_text(
+            "# Written by ci/container/container_testbed.py: as on NixOS, reached once the server\n"
+            "# runs and its ensure* steps ran.\n"
+            "[Unit]\nDescription=PostgreSQL server, with Bitpoll's role and database\n"
+            f"Requires={server} postgresql-setup.service\nAfter={server} postgresql-setup.service\n"
+        )
 
     def _boot(self, root: Path, store: Path | None, binds: list[tuple[Path, str]], state: dict, timeout: float) -> None:
         cmd = [

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from nspawn_host import require_host, testbed
+from nspawn_support import require_host, testbed
 
 
 @pytest.fixture()

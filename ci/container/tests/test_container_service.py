@@ -10,20 +10,16 @@ from __future__ import annotations
 
 import ast
 import os
-import html.parser
-import http.cookiejar
 import re
 import subprocess
 import threading
 import time
-import urllib.error
-import urllib.parse
 import urllib.request
 from pathlib import Path
 
 import pytest
 
-from nspawn_host import require_host, testbed
+from nspawn_support import create_poll, journal, require_host, sh, show, testbed
 
 
 @pytest.fixture(scope="session")
@@ -47,66 +43,6 @@ def container(bitpoll_src, tmp_path_factory):
     yield box
     problems = box.down()
     assert not problems, f"the container left: {problems}"
-
-
-def sh(container, *argv, check=True, timeout=120):
-    return container.exec(list(argv), check=check, timeout=timeout)
-
-
-def show(container, unit, *properties):
-    out = sh(container, "systemctl", "show", unit, *(f"--property={p}" for p in properties)).stdout
-    return dict(line.split("=", 1) for line in out.splitlines() if "=" in line)
-
-
-def journal(container, unit="bitpoll.service"):
-    return "\n--- journal of " + unit + " ---\n" + container.journal(unit)
-
-
-# -- HTTP: a cookie jar and the CSRF token of each form, as a browser does -------------------
-
-
-class NoRedirect(urllib.request.HTTPRedirectHandler):
-    def redirect_request(self, *args, **kwargs):
-        return None
-
-
-class FormParser(html.parser.HTMLParser):
-    def __init__(self):
-        super().__init__()
-        self.csrf = None
-        self.radios: dict[str, list[str]] = {}
-
-    def handle_starttag(self, tag, attrs):
-        attrs = dict(attrs)
-        if tag != "input":
-            return
-        if attrs.get("name") == "csrfmiddlewaretoken":
-            self.csrf = attrs.get("value")
-        if attrs.get("type") == "radio" and attrs.get("name", "").isdigit():
-            self.radios.setdefault(attrs["name"], []).append(attrs.get("value"))
-
-
-class Browser:
-    def __init__(self, base_url):
-        self.base = base_url
-        self.opener = urllib.request.build_opener(urllib.request.HTTPCookieProcessor(http.cookiejar.CookieJar()), NoRedirect())
-
-    def request(self, path, data=None, timeout=30):
-        body = urllib.parse.urlencode(data, doseq=True).encode() if data is not None else None
-        req = urllib.request.Request(self.base + path, data=body, headers={"Referer": self.base + path})
-        try:
-            with self.opener.open(req, timeout=timeout) as response:
-                return response.status, response.headers, response.read().decode()
-        except urllib.error.HTTPError as error:
-            return error.code, error.headers, error.read().decode(errors="replace")
-
-    def form(self, path):
-        status, _, text = self.request(path)
-        assert status == 200, f"GET {path}: {status}"
-        parser = FormParser()
-        parser.feed(text)
-        assert parser.csrf, f"GET {path}: no csrfmiddlewaretoken in the form"
-        return parser
 
 
 def test_service_runs_under_the_full_sandbox(container):
@@ -135,15 +71,8 @@ def test_service_runs_under_the_full_sandbox(container):
 
 
 def test_serves_a_poll_through_the_web_forms(container):
-    browser = Browser(container.info_values["BASE_URL"])
     slug = f"container-{int(time.time() * 1000)}"
-    form = browser.form("/")
-    status, headers, body = browser.request("/", {"csrfmiddlewaretoken": form.csrf, "title": "Container poll", "type": "universal", "url": slug})
-    assert status == 302, f"creating the poll: {status} {body[:500]}"
-    assert f"/poll/{slug}/edit/choices/universal" in headers["Location"]
-    form = browser.form(f"/poll/{slug}/edit/choices/universal/")
-    status, _, body = browser.request(f"/poll/{slug}/edit/choices/universal/", {"csrfmiddlewaretoken": form.csrf, "choice_text": ["Tea", "Coffee"], "choice_sort_key": ["1", "2"], "next": ""})
-    assert status == 302, f"adding choices: {status} {body[:500]}"
+    browser = create_poll(container.info_values["BASE_URL"], slug, "Container poll")
     status, _, body = browser.request(f"/poll/{slug}/")
     assert status == 200 and "Container poll" in body and "Coffee" in body
     form = browser.form(f"/poll/{slug}/vote/")

@@ -1,0 +1,57 @@
+"""Bitpoll with `database.createLocally`: PostgreSQL on the same machine, peer authentication
+over its unix socket, the service (PrivateNetwork=, PrivateUsers=, AF_UNIX only) connecting as
+the role named like its user. Debian's server stands in for services.postgresql; the container
+testbed arranges it as NixOS does (postgresql.target after the role and database exist)."""
+
+from __future__ import annotations
+
+import os
+import time
+from pathlib import Path
+
+import pytest
+
+from nspawn_support import create_poll, journal, require_host, sh, show, testbed
+
+
+@pytest.fixture(scope="module")
+def pg_container(tmp_path_factory):
+    src = os.environ.get("BITPOLL_SRC")
+    if not src:
+        pytest.skip("BITPOLL_SRC is not set (a Bitpoll 0.11 checkout is needed to run Bitpoll in the container)")
+    require_host()
+    box = testbed.Container(tmp_path_factory.mktemp("pg-container") / "state")
+    info = box.up(testbed.prepare_layout(Path(src)), db="postgresql")
+    print(f"\ncontainer with PostgreSQL up in {info.get('UP_SECONDS')} s: {info['BASE_URL']}")
+    box.info_values = info
+    yield box
+    problems = box.down()
+    assert not problems, f"the container left: {problems}"
+
+
+def psql(container, query):
+    return sh(container, "runuser", "-u", "postgres", "--", "psql", "-tAc", query, "bitpoll").stdout.strip()
+
+
+def test_service_stores_polls_in_the_local_postgresql(pg_container):
+    props = show(pg_container, "bitpoll.service", "ActiveState", "Requires", "After")
+    assert props["ActiveState"] == "active", journal(pg_container)
+    assert "postgresql.target" in props["Requires"].split() and "postgresql.target" in props["After"].split()
+    slug = f"pg-{int(time.time() * 1000)}"
+    create_poll(pg_container.info_values["BASE_URL"], slug, "PostgreSQL poll")
+    assert psql(pg_container, f"SELECT title FROM poll_poll WHERE url = '{slug}'") == "PostgreSQL poll"
+    # The tables belong to the role of the service user: it connected by peer authentication.
+    assert psql(pg_container, "SELECT tableowner FROM pg_tables WHERE tablename = 'poll_poll'") == "bitpoll"
+    # The server listens on its unix socket only (the container shares the host's network).
+    assert ":5432" not in sh(pg_container, "ss", "-Hltn").stdout
+
+
+def test_backup_of_the_postgresql_database_verifies(pg_container):
+    result = sh(pg_container, "systemctl", "start", "bitpoll-backup.service", check=False, timeout=300)
+    assert result.returncode == 0, result.stderr + journal(pg_container, "bitpoll-backup.service")
+    backup_dir = pg_container.info_values["BACKUP_DIR"]
+    archive = sh(pg_container, "sh", "-c", f"ls -1t {backup_dir}/*.tar.gz").stdout.split()[0]
+    verified = sh(pg_container, pg_container.info_values["PACKAGE"] + "/bin/bitpoll-ops", "verify", archive, check=False)
+    assert verified.returncode == 0, verified.stdout + verified.stderr
+    assert "postgresql database" in verified.stdout, verified.stdout
+    print("\n" + verified.stdout.strip())
