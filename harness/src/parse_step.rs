@@ -5,8 +5,8 @@ use toml_edit::TableLike;
 
 use crate::parse::Parser;
 use crate::scenario::{
-    Action, Capability, Capture, CaptureSource, Expect, HeaderExpect, HttpRequest, Retry, Step,
-    TextMatch, DEFAULT_STEP_TIMEOUT,
+    Action, Capability, Capture, CaptureSource, Expect, HeaderExpect, HttpRequest, Repeat, Retry,
+    Step, TextMatch, DEFAULT_STEP_TIMEOUT,
 };
 use crate::template;
 use crate::toml_reader::{type_name, Reader, Span};
@@ -23,6 +23,7 @@ const STEP_KEYS: &[&str] = &[
     "expect",
     "capture",
     "retry",
+    "repeat",
     "always",
     "timeout",
     "requires",
@@ -40,6 +41,7 @@ const MATCH_KEYS: &[&str] = &["equals", "contains", "not_contains", "regex"];
 const HEADER_MATCH_KEYS: &[&str] = &["equals", "contains", "not_contains", "regex", "absent"];
 const CAPTURE_KEYS: &[&str] = &["css", "attr", "header", "from", "regex"];
 const RETRY_KEYS: &[&str] = &["timeout", "interval"];
+const REPEAT_KEYS: &[&str] = &["count", "interval"];
 const FILE_TYPES: &[&str] = &["file", "directory", "symlink"];
 
 fn expect_keys(action: &str) -> &'static [&'static str] {
@@ -111,6 +113,16 @@ pub(crate) fn parse_step(parser: &mut Parser, table: &dyn TableLike, span: Span)
         .reader
         .table(table, "retry")
         .and_then(|(retry, retry_span)| parse_retry(parser, retry, retry_span));
+    let repeat = parser
+        .reader
+        .table(table, "repeat")
+        .and_then(|(repeat, repeat_span)| parse_repeat(parser, repeat, repeat_span));
+    if let (Some(_), Some(_)) = (&retry, &repeat) {
+        parser.reader.error(
+            Reader::key_span(table, "repeat"),
+            format!("{label} has both `retry` and `repeat`; a step either waits for a condition or checks it many times"),
+        );
+    }
     let always = parser.reader.bool(table, "always").unwrap_or(false);
     let timeout = parser
         .reader
@@ -125,6 +137,7 @@ pub(crate) fn parse_step(parser: &mut Parser, table: &dyn TableLike, span: Span)
         expect,
         captures,
         retry,
+        repeat,
         always,
         timeout,
         requires,
@@ -632,6 +645,33 @@ fn parse_retry(parser: &mut Parser, retry: &dyn TableLike, span: Span) -> Option
         .duration(retry, "interval")
         .unwrap_or(std::time::Duration::from_secs(1));
     Some(Retry { timeout, interval })
+}
+
+fn parse_repeat(parser: &mut Parser, repeat: &dyn TableLike, span: Span) -> Option<Repeat> {
+    parser.reader.check_keys(repeat, REPEAT_KEYS, "`repeat`");
+    let Some((count, count_span)) = parser.reader.integer(repeat, "count") else {
+        if repeat.get("count").is_none() {
+            parser
+                .reader
+                .error(span, "`repeat` has no `count`; add one such as count = 200");
+        }
+        return None;
+    };
+    let Some(count) = u32::try_from(count)
+        .ok()
+        .filter(|count| (1..=100_000).contains(count))
+    else {
+        parser.reader.error(
+            count_span,
+            format!("`count` {count} is out of range; expected 1 to 100000"),
+        );
+        return None;
+    };
+    let interval = parser
+        .reader
+        .duration(repeat, "interval")
+        .unwrap_or_default();
+    Some(Repeat { count, interval })
 }
 
 fn parse_requires(parser: &mut Parser, table: &dyn TableLike) -> Vec<Capability> {

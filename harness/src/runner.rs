@@ -179,7 +179,10 @@ async fn run_step(
         Err(message) => return Outcome::failed(explain_render_error(scenario, message)),
     };
     let timeout = step.timeout.min(remaining);
-    let (attempt, attempts) = attempt_with_retry(&rendered, context, timeout, remaining).await;
+    let (attempt, attempts) = match rendered.repeat {
+        Some(repeat) => attempt_repeatedly(&rendered, context, timeout, repeat).await,
+        None => attempt_with_retry(&rendered, context, timeout, remaining).await,
+    };
     if attempt.failures.is_empty() {
         vars.extend(attempt.captured);
         return Outcome {
@@ -193,7 +196,9 @@ async fn run_step(
         detail.journal = actions::journal(context, name).await;
     }
     let mut message = attempt.failures.join("; ");
-    if attempts > 1 {
+    if let Some(repeat) = rendered.repeat {
+        message = format!("attempt {attempts} of {}: {message}", repeat.count);
+    } else if attempts > 1 {
         message = format!("{message} (still failing after {attempts} attempts)");
     }
     Outcome {
@@ -237,6 +242,25 @@ async fn attempt_with_retry(
             return (attempt, attempts);
         }
         tokio::time::sleep(retry.interval).await;
+    }
+}
+
+/// Runs the step `count` times; the first failing attempt ends the step. Captures come from
+/// the last attempt.
+async fn attempt_repeatedly(
+    step: &Step,
+    context: &Context,
+    timeout: Duration,
+    repeat: crate::scenario::Repeat,
+) -> (Attempt, usize) {
+    let mut attempts = 0;
+    loop {
+        attempts += 1;
+        let attempt = actions::attempt(step, context, timeout).await;
+        if !attempt.failures.is_empty() || attempts >= repeat.count as usize {
+            return (attempt, attempts);
+        }
+        tokio::time::sleep(repeat.interval).await;
     }
 }
 

@@ -38,6 +38,8 @@ pub struct Step {
     pub expect: Expect,
     pub captures: Vec<Capture>,
     pub retry: Option<Retry>,
+    /// Run the step this many times; every attempt must pass (a service stays up throughout).
+    pub repeat: Option<Repeat>,
     /// A cleanup step: it runs even after an earlier step failed.
     pub always: bool,
     pub timeout: Duration,
@@ -186,6 +188,12 @@ pub enum CaptureSource {
     Body,
     Stdout,
     Stderr,
+}
+
+#[derive(Debug, Clone, Copy)]
+pub struct Repeat {
+    pub count: u32,
+    pub interval: Duration,
 }
 
 #[derive(Debug, Clone, Copy)]

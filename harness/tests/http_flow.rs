@@ -136,3 +136,49 @@ http = "/poll/{{token}}/"
         .stdout(predicate::str::contains("SKIP  uses the token"))
         .stdout(predicate::str::ends_with("0 passed, 1 failed, 1 skipped\n"));
 }
+
+#[test]
+fn repeat_requires_every_attempt_to_pass() {
+    let server = http_server::start();
+    let dir = ScenarioDir::new();
+    let steady = dir.write(
+        "steady.toml",
+        r#"
+[scenario]
+name = "steady"
+summary = "a page that always answers"
+
+[[step]]
+name = "always up"
+http = "/form"
+expect.status = 200
+repeat = { count = 25, interval = "10ms" }
+"#,
+    );
+    run_local(&steady, Some(&server.base_url))
+        .assert()
+        .success();
+
+    // /flaky answers 503 twice before it is ready: a repeated check catches the first refusal.
+    let flaky = dir.write(
+        "flaky.toml",
+        r#"
+[scenario]
+name = "flaky"
+summary = "a page that refuses the first requests"
+
+[[step]]
+name = "never refused"
+http = "/flaky"
+expect.status = 200
+repeat = { count = 5 }
+"#,
+    );
+    run_local(&flaky, Some(&server.base_url))
+        .assert()
+        .code(1)
+        .stdout(predicate::str::contains("FAIL  never refused"))
+        .stdout(predicate::str::contains(
+            "attempt 1 of 5: status 503, expected 200",
+        ));
+}

@@ -230,6 +230,20 @@ fn builtins_cannot_be_redefined_and_captures_need_a_fitting_source() {
 }
 
 #[test]
+fn retry_and_repeat_exclude_each_other_and_repeat_needs_a_count() {
+    assert_one(
+        &format!("{HEADER}[[step]]\nname = \"a\"\nhttp = \"/\"\nretry = {{ timeout = \"5s\" }}\nrepeat = {{ count = 3 }}\n"),
+        "8:1",
+        "step `a` has both `retry` and `repeat`",
+    );
+    assert_one(
+        &format!("{HEADER}[[step]]\nname = \"a\"\nhttp = \"/\"\nrepeat = {{ count = 0 }}\n"),
+        "7:20",
+        "`count` 0 is out of range",
+    );
+}
+
+#[test]
 fn missing_sections_and_several_problems_are_all_reported_in_order() {
     let found = problems("[[step]]\nname = \"a\"\nrun = \"x\"\n[[step]]\nname = \"a\"\nfile = 3\n");
     assert_eq!(found.len(), 4, "{found:#?}");
