@@ -6,6 +6,8 @@ deployment's configuration into those settings:
 
 * ``$BITPOLL_SETTINGS_FILE``: a JSON object whose keys are Django/Bitpoll setting names. Every key
   is applied over the production defaults below.  Required: ``ALLOWED_HOSTS`` and ``BASE_URL``.
+  A value ``{"_secret": "<name>"}`` stands for the secret ``<name>``, looked up like the ones below
+  (for EMAIL_HOST_PASSWORD, AUTH_LDAP_BIND_PASSWORD, OPENID_CLIENT_SECRET and the like).
 * Secrets are read from ``$CREDENTIALS_DIRECTORY/<name>`` (systemd credentials) first, then from
   ``$BITPOLL_STATE_DIR/secrets/<name>`` (created by ``bitpoll-ops prestart``): ``secret_key``
   (SECRET_KEY), ``encryption_key`` (FIELD_ENCRYPTION_KEY, a Fernet key) and, for PostgreSQL,
@@ -259,9 +261,20 @@ LOGGING = {
     },
 }
 
+# Other secret settings (EMAIL_HOST_PASSWORD, AUTH_LDAP_BIND_PASSWORD, OPENID_CLIENT_SECRET, ...)
+# are written in the settings file as {"_secret": "<name>"} and read like the secrets above.
+def _resolve(key, value):
+    if not (isinstance(value, dict) and "_secret" in value):
+        return value
+    name = value["_secret"]
+    if len(value) != 1 or not isinstance(name, str) or not re.fullmatch(r"[a-z0-9_-]+", name):
+        _fail(f"{_where(key)} must be {{\"_secret\": \"<name>\"}} with a lower-case secret name")
+    return _read_secret(name)[1]
+
+
 # The settings file wins over every default above.
 for _key, _value in _SETTINGS.items():
-    globals()[_key] = _value
+    globals()[_key] = _resolve(_key, _value)
 
 # Templates append paths to it ("{{ base_url }}/poll/..."), so it never ends with a slash.
 BASE_URL = BASE_URL.rstrip("/")

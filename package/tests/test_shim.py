@@ -269,3 +269,20 @@ def test_wrapper_reports_bad_secret(make_instance):
         handle.write("not-a-fernet-key")
     result = instance.manage("check", check=False)
     assert_one_line_error(result, "encryption_key", key, "Fernet")
+
+
+def test_secret_references_in_settings(deployment):
+    tmp_path, env = deployment
+    credentials = tmp_path / "credentials"
+    credentials.mkdir()
+    (credentials / "email_password").write_text("mail-pass\n")
+    env["CREDENTIALS_DIRECTORY"] = str(credentials)
+    write_settings(tmp_path, {**BASE_SETTINGS, "EMAIL_HOST_PASSWORD": {"_secret": "email_password"},
+                              "MARKDOWNIFY": {"default": {"x": 1}}})
+    settings = exported(env)
+    assert settings["EMAIL_HOST_PASSWORD"] == "mail-pass"
+    assert settings["MARKDOWNIFY"] == {"default": {"x": 1}}  # other objects pass through
+    write_settings(tmp_path, {**BASE_SETTINGS, "AUTH_LDAP_BIND_PASSWORD": {"_secret": "ldap_password"}})
+    assert_one_line_error(run_shim(env), "secret ldap_password not found")
+    write_settings(tmp_path, {**BASE_SETTINGS, "EMAIL_HOST_PASSWORD": {"_secret": "../etc/shadow"}})
+    assert_one_line_error(run_shim(env), "EMAIL_HOST_PASSWORD", "lower-case secret name")
