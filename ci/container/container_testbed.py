@@ -26,6 +26,7 @@ State of one container lives in its state directory (default /tmp/bitpoll-contai
 
 from __future__ import annotations
 
+import ctypes
 import errno
 import hashlib
 import json
@@ -92,6 +93,16 @@ def run(cmd: list[str], **kwargs) -> subprocess.CompletedProcess:
     except subprocess.CalledProcessError as exc:
         detail = (exc.stderr or exc.stdout or "").strip().splitlines()[-5:]
         raise TestbedError(f"{shlex.join(cmd)} failed (exit {exc.returncode}): " + " | ".join(detail)) from exc
+
+
+def reap(pid: int) -> None:
+    """Collect `pid`'s exit status when it is our child, so no zombie is left behind. (A
+    container started by the command line is orphaned when `up` returns; whether its zombie is
+    collected then is up to the host's init.)"""
+    try:
+        os.waitpid(pid, os.WNOHANG)
+    except ChildProcessError:
+        pass
 
 
 def pid_alive(pid: int) -> bool:
@@ -367,9 +378,13 @@ def unmount_all(path: Path) -> list[str]:
 
 
 class Container:
-    def __init__(self, state_dir: Path = DEFAULT_STATE_DIR):
+    def __init__(self, state_dir: Path = DEFAULT_STATE_DIR, stop_with_caller: bool = False):
+        """`stop_with_caller`: the container shuts down when the process that started it dies
+        (tests: a killed test run leaves no container running). The command line's `up` returns
+        while the container keeps running, so it leaves this off."""
         self.dir = state_dir.absolute()
         self.state_file = self.dir / "state.json"
+        self.stop_with_caller = stop_with_caller
 
     # -- state ------------------------------------------------------------------------------
 
@@ -637,9 +652,14 @@ class Container:
         state["cgroups"] = cgroups
         self.save(state)
 
+        stop_with_caller = self.stop_with_caller
+
         def enter_cgroups() -> None:
             for directory in cgroups:
                 Path(directory, "cgroup.procs").write_text("0\n")
+            if stop_with_caller:
+                # PR_SET_PDEATHSIG: SIGTERM, which nspawn turns into an orderly shutdown.
+                ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM, 0, 0, 0)
 
         console = open(self.dir / "console.log", "wb")
         proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=console, stderr=subprocess.STDOUT, start_new_session=True, preexec_fn=enter_cgroups, cwd="/")
@@ -730,12 +750,16 @@ class Container:
             os.kill(pid, signal.SIGTERM)
             deadline = time.monotonic() + timeout
             while pid_alive(pid) and time.monotonic() < deadline:
+                reap(pid)
                 time.sleep(0.05)
             if pid_alive(pid):
                 log(f"systemd-nspawn {pid} did not stop within {timeout:.0f} s; killing it")
                 os.kill(pid, signal.SIGKILL)
                 while pid_alive(pid):
+                    reap(pid)
                     time.sleep(0.05)
+        if pid:
+            reap(pid)
         cgroups = state.get("cgroups", [])
         # Whatever still runs in this container's cgroups was started by it: nothing else
         # lives there.

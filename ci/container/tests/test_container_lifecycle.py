@@ -15,7 +15,7 @@ from nspawn_support import require_host, testbed
 @pytest.fixture()
 def bare(tmp_path):
     require_host()
-    box = testbed.Container(tmp_path / "state")
+    box = testbed.Container(tmp_path / "state", stop_with_caller=True)
     info = box.up(layout_bin=None)
     yield box, info
     box.down()
@@ -43,6 +43,8 @@ def test_boots_on_an_overlay_and_leaves_nothing_behind(bare):
     assert testbed.pid_alive(nspawn) and testbed.pid_alive(leader)
     assert box.down() == []
     assert not testbed.pid_alive(nspawn) and not testbed.pid_alive(leader)
+    # nspawn was our child: it is reaped, not left as a zombie.
+    assert not os.path.exists(f"/proc/{nspawn}"), "systemd-nspawn was left as a zombie"
     assert not box.dir.exists()
     assert testbed.mounts_under(box.dir.parent) == []
     assert not any(os.path.exists(c) for c in cgroups), cgroups

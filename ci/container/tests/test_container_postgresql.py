@@ -20,7 +20,7 @@ def pg_container(tmp_path_factory):
     if not src:
         pytest.skip("BITPOLL_SRC is not set (a Bitpoll 0.11 checkout is needed to run Bitpoll in the container)")
     require_host()
-    box = testbed.Container(tmp_path_factory.mktemp("pg-container") / "state")
+    box = testbed.Container(tmp_path_factory.mktemp("pg-container") / "state", stop_with_caller=True)
     info = box.up(testbed.prepare_layout(Path(src)), db="postgresql")
     print(f"\ncontainer with PostgreSQL up in {info.get('UP_SECONDS')} s: {info['BASE_URL']}")
     box.info_values = info

@@ -36,7 +36,7 @@ def container(bitpoll_src, tmp_path_factory):
     shared by the whole session (about 4 s to boot it and start Bitpoll)."""
     require_host()
     layout_bin = testbed.prepare_layout(bitpoll_src)
-    box = testbed.Container(tmp_path_factory.mktemp("container") / "state")
+    box = testbed.Container(tmp_path_factory.mktemp("container") / "state", stop_with_caller=True)
     info = box.up(layout_bin)
     print(f"\ncontainer up in {info.get('UP_SECONDS')} s: {info['BASE_URL']} {info['SSH_TARGET']}")
     box.info_values = info
