@@ -29,9 +29,13 @@ pub fn check_text(label: &str, text: &str, matches: &TextMatch) -> Vec<String> {
             failures.push(format!("{label} contains {needle:?}, which it must not"));
         }
     }
+    // Regexes see the text without its final newline, so `$` ends a one-line output as it
+    // would in most regex dialects.
+    let subject = text.strip_suffix('\n').unwrap_or(text);
+    let subject = subject.strip_suffix('\r').unwrap_or(subject);
     for pattern in &matches.regex {
         match Regex::new(pattern) {
-            Ok(regex) if regex.is_match(text) => {}
+            Ok(regex) if regex.is_match(subject) => {}
             Ok(_) => failures.push(format!("{label} does not match the regex {pattern:?}")),
             Err(error) => failures.push(format!("invalid regex {pattern:?}: {error}")),
         }
@@ -215,6 +219,16 @@ mod tests {
         assert_eq!(failures.len(), 3, "{failures:?}");
         assert!(failures[0].contains("does not contain \"absent\""));
         assert!(failures[1].contains("contains \"Traceback\""));
+    }
+
+    #[test]
+    fn regexes_ignore_the_final_newline() {
+        let matches = TextMatch {
+            regex: vec!["^bitpoll 997$".into()],
+            ..TextMatch::default()
+        };
+        assert!(check_text("stdout", "bitpoll 997\n", &matches).is_empty());
+        assert_eq!(check_text("stdout", "bitpoll 997\n\n", &matches).len(), 1);
     }
 
     #[test]
