@@ -115,6 +115,7 @@ def attempt(name, action):
     except OSError as exc:
         results[name] = type(exc).__name__ + ":" + os.strerror(exc.errno)
 attempt("write_etc", lambda: open("/etc/bitpoll-probe", "w").close())
+attempt("write_world_writable", lambda: open("/srv/open/bitpoll-probe", "w").close())
 attempt("write_package", lambda: open(sys.argv[1] + "/bitpoll-probe", "w").close())
 attempt("list_home", lambda: os.listdir("/home"))
 attempt("read_home_secret", lambda: open("/home/alice/secret").read())
@@ -126,9 +127,11 @@ print(repr(results))
 def check_probe(output, where):
     results = ast.literal_eval(output.strip().splitlines()[-1])
     print(f"\n{where}: {results}")
-    assert results["write_etc"].startswith("OSError:Read-only") or results["write_etc"].startswith("PermissionError"), results
-    assert results["write_package"] != "ok", results
-    assert "Read-only" in results["write_package"] or "Permission" in results["write_package"], results
+    # EROFS, not EACCES: the file system is read-only for the service (ProtectSystem=strict),
+    # even where the permissions would let it write (/srv/open is mode 1777).
+    assert results["write_etc"] == "OSError:Read-only file system", results
+    assert results["write_world_writable"] == "OSError:Read-only file system", results
+    assert results["write_package"] == "OSError:Read-only file system", results
     assert results["list_home"] != "ok" and results["read_home_secret"] != "ok", results
     # The control: the same probe can write where the service may, so the denials above are
     # the sandbox's doing and not a broken probe.
@@ -137,7 +140,9 @@ def check_probe(output, where):
 
 @pytest.fixture(scope="module")
 def home_secret(container):
-    sh(container, "sh", "-c", "mkdir -p /home/alice && echo hunter2 > /home/alice/secret && chmod 755 /home/alice && chmod 644 /home/alice/secret")
+    """A world-readable file in /home and a world-writable directory outside the state: what
+    only the sandbox keeps the service from."""
+    sh(container, "sh", "-c", "mkdir -p /home/alice /srv/open && chmod 1777 /srv/open && echo hunter2 > /home/alice/secret && chmod 755 /home/alice && chmod 644 /home/alice/secret")
     return "/home/alice/secret"
 
 
