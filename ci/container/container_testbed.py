@@ -426,7 +426,10 @@ class Container:
 
     # -- up ---------------------------------------------------------------------------------
 
-    def up(self, layout_bin: Path | None, db: str = "sqlite", boot_timeout: float = 60, start_timeout: float = 120, render_args: list[str] | None = None) -> dict:
+    def up(self, layout_bin: Path | None, db: str = "sqlite", boot_timeout: float = 60, start_timeout: float = 120, render_args: list[str] | None = None, settings: dict | None = None) -> dict:
+        """Boot a container; with `layout_bin`, install and start Bitpoll in it. `settings` are
+        applied over the testbed's own (ALLOWED_HOSTS, BASE_URL and, for PostgreSQL,
+        DATABASES), as the module's freeform `settings` are. Returns the KEY=VALUE map."""
         if os.geteuid() != 0:
             raise TestbedError("the container testbed needs root (systemd-nspawn, overlay and bind mounts)")
         for tool in ("systemd-nspawn", "nsenter", "ssh-keygen", "nix-instantiate"):
@@ -455,7 +458,7 @@ class Container:
         # process may have set 077, which would leave "/" unreadable for the container's users).
         umask = os.umask(0o022)
         try:
-            return self._up(base, layout, db, boot_timeout, start_timeout, render_args or [])
+            return self._up(base, layout, db, boot_timeout, start_timeout, render_args or [], settings or {})
         except BaseException:
             # Stop whatever started, but keep the files (console.log, the writable layer) for
             # a look at what went wrong; the next `up` or `down` removes them.
@@ -464,7 +467,7 @@ class Container:
         finally:
             os.umask(umask)
 
-    def _up(self, base: Path, layout: "Layout | None", db: str, boot_timeout: float, start_timeout: float, render_args: list[str]) -> dict:
+    def _up(self, base: Path, layout: "Layout | None", db: str, boot_timeout: float, start_timeout: float, render_args: list[str], extra_settings: dict) -> dict:
         started = time.monotonic()
         self.dir.mkdir(parents=True, exist_ok=True)
         name = f"bitpoll-{os.urandom(3).hex()}"
@@ -487,7 +490,7 @@ class Container:
         store.mkdir()
         if layout:
             binds = layout.assemble(store)
-            self._stage_bitpoll(root, layout, db, state, render_args)
+            self._stage_bitpoll(root, layout, db, state, render_args, extra_settings)
         self._boot(root, store if layout else None, binds, state, boot_timeout)
         if layout:
             self._start_bitpoll(state, start_timeout)
@@ -519,7 +522,7 @@ class Container:
             target.chmod(0o600 if not suffix else 0o644)
         # Only on 127.0.0.1 (the container shares the host's network), keys only.
         (etc_ssh / "sshd_config.d/bitpoll-testbed.conf").write_text(
-            "# Written by ci/container/testbed.py: the container shares the host's network, so sshd\n"
+            "# Written by ci/container/container_testbed.py: the container shares the host's network, so sshd\n"
             "# listens on 127.0.0.1 only, on the port chosen when the container was started.\n"
             f"ListenAddress 127.0.0.1:{port}\n"
             "HostKey /etc/ssh/ssh_host_ed25519_key\n"
@@ -536,7 +539,7 @@ class Container:
         wants.mkdir(parents=True, exist_ok=True)
         (wants / "ssh.service").symlink_to("/lib/systemd/system/ssh.service")
 
-    def _stage_bitpoll(self, root: Path, layout: Layout, db: str, state: dict, render_args: list[str]) -> None:
+    def _stage_bitpoll(self, root: Path, layout: Layout, db: str, state: dict, render_args: list[str], extra_settings: dict) -> None:
         """Bitpoll's settings, units, user and directories, as the NixOS module lays them out."""
         port = state["http_port"]
         base_url = f"http://127.0.0.1:{port}"
@@ -551,6 +554,7 @@ class Container:
             settings["DATABASES"] = {"default": {"ENGINE": "django.db.backends.postgresql", "NAME": "bitpoll", "USER": "bitpoll", "HOST": "/run/postgresql", "PORT": "5432"}}
             render_args = ["--require", "postgresql.target", *render_args]
             self._stage_postgresql(root)
+        settings.update(extra_settings)
         settings_path = f"{STORE}/{store_hash('settings', json.dumps(settings, sort_keys=True))}-bitpoll-settings.json"
         (self.dir / "store" / settings_path[len(STORE) + 1 :]).write_text(json.dumps(settings, indent=2) + "\n")
         units = self.dir / "units"
