@@ -108,20 +108,20 @@ def _parse_deb822_sources(text: str):
             yield uri, fields.get("suites", "").split(), fields.get("components", "").split()
 
 
-def host_mirror(release: str) -> str:
+def host_mirror(release: str, apt_dir: Path = Path("/etc/apt")) -> str:
     """The Debian mirror that apt on this host already uses for `release` main.
 
     Read at run time from the host's apt configuration, so the project names no mirror itself.
     """
     candidates = []
-    for path in sorted(glob.glob("/etc/apt/sources.list") + glob.glob("/etc/apt/sources.list.d/*.list")):
+    for path in sorted(glob.glob(f"{apt_dir}/sources.list") + glob.glob(f"{apt_dir}/sources.list.d/*.list")):
         candidates += list(_parse_one_line_sources(Path(path).read_text()))
-    for path in sorted(glob.glob("/etc/apt/sources.list.d/*.sources")):
+    for path in sorted(glob.glob(f"{apt_dir}/sources.list.d/*.sources")):
         candidates += list(_parse_deb822_sources(Path(path).read_text()))
     for uri, suites, components in candidates:
         if release in suites and "main" in components:
             return uri
-    raise RootfsError(f"no apt source for '{release} main' in /etc/apt/sources.list*; add the Debian mirror there")
+    raise RootfsError(f"no apt source for '{release} main' in {apt_dir}/sources.list*; add the Debian mirror there")
 
 
 def recipe() -> dict:
