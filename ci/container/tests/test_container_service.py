@@ -170,6 +170,40 @@ def test_bitpoll_manage_runs_as_the_service(container, home_secret):
     assert who.split() == [sh(container, "id", "-u", "bitpoll").stdout.strip(), info["BASE_URL"]]
 
 
+KERNEL_PROBE = r"""
+import mmap, os
+results = {}
+def attempt(name, action):
+    try:
+        action()
+        results[name] = "ok"
+    except OSError as exc:
+        results[name] = type(exc).__name__ + ":" + os.strerror(exc.errno)
+attempt("map_rw", lambda: mmap.mmap(-1, 4096, prot=mmap.PROT_READ | mmap.PROT_WRITE).close())
+attempt("map_wx", lambda: mmap.mmap(-1, 4096, prot=mmap.PROT_READ | mmap.PROT_WRITE | mmap.PROT_EXEC).close())
+attempt("lower_priority", lambda: os.setpriority(os.PRIO_PROCESS, 0, 19))
+print(repr(results))
+"""
+
+
+def test_memory_and_system_call_restrictions_hold_for_bitpoll_code(container):
+    """Bitpoll's own interpreter, in the service's sandbox (`bitpoll-manage`): a writable and
+    executable mapping is refused (MemoryDenyWriteExecute=), and so is a call from the
+    @resources group (SystemCallFilter=~@resources), while an ordinary mapping works."""
+    result = sh(container, "bitpoll-manage", "shell", "-c", KERNEL_PROBE, check=False)
+    assert result.returncode == 0, result.stderr + journal(container)
+    results = ast.literal_eval(result.stdout.strip().splitlines()[-1])
+    print(f"\nin the service's sandbox: {results}")
+    assert results["map_rw"] == "ok", results
+    assert results["map_wx"] == "PermissionError:Operation not permitted", results
+    # Raising one's own niceness needs no privilege: only the filter can refuse it.
+    assert results["lower_priority"] == "PermissionError:Operation not permitted", results
+    # The control: the same probe as root outside the sandbox may do both.
+    python = container.load()["python"]
+    free = ast.literal_eval(sh(container, python, "-c", KERNEL_PROBE).stdout.strip().splitlines()[-1])
+    assert free == {"map_rw": "ok", "map_wx": "ok", "lower_priority": "ok"}, free
+
+
 def test_restart_through_the_socket_refuses_no_request(container):
     base = container.info_values["BASE_URL"]
     before = show(container, "bitpoll.service", "MainPID")["MainPID"]
