@@ -19,6 +19,21 @@
       pythonModules = import ./package/python-modules;
       # Bitpoll built with the given nixpkgs instance.
       bitpollFor = pkgs: pkgs.callPackage ./package { };
+      # The systems whose checks include the VM tests (they need KVM on the builder).
+      vmTestSystems = [ "x86_64-linux" ];
+      # The VM tests of nix-tests/ for a nixpkgs instance; `module` and `only` as in
+      # nix-tests/default.nix.
+      vmTestsFor =
+        pkgs: args:
+        import ./nix-tests (
+          {
+            inherit pkgs;
+            bitpollModule = self.nixosModules.bitpoll;
+            harness = (packagesOf pkgs).bitpoll-harness;
+            packages = packagesOf pkgs;
+          }
+          // args
+        );
     in
     {
       # Adds Bitpoll, its previous release and the Python packages it needs that nixpkgs lacks
@@ -38,9 +53,51 @@
           inherit bitpoll;
           # The release before, for the upgrade scenario (package/previous.nix).
           bitpoll_0_10 = pkgs.callPackage ./package/previous.nix { };
+          bitpoll-harness = pkgs.callPackage ./nix-tests/bitpoll-harness.nix { };
           default = bitpoll;
         }
       );
+
+      apps = forAllSystems (
+        pkgs:
+        let
+          harness = {
+            type = "app";
+            program = pkgs.lib.getExe (packagesOf pkgs).bitpoll-harness;
+            meta.description = "Run Bitpoll scenarios against a deployment";
+          };
+        in
+        {
+          bitpoll-harness = harness;
+          default = harness;
+        }
+      );
+
+      lib = {
+        # The VM tests with an administrator's configuration on the server: every scenario, or
+        # the named ones, as an attribute set vm-NAME of nixosTests (`bitpoll-harness validate`).
+        #   bitpoll-nix.lib.mkValidationTest {
+        #     system = "x86_64-linux";
+        #     module = ./bitpoll.nix;            # configures services.bitpoll
+        #     scenarios = [ "deployment" ];      # optional; default: all
+        #   }
+        # `pkgs` may replace `system` to build with another nixpkgs instance.
+        mkValidationTest =
+          {
+            module,
+            system ? null,
+            pkgs ?
+              if system == null then
+                throw "mkValidationTest: pass `system` (such as \"x86_64-linux\") or `pkgs`"
+              else
+                nixpkgs.legacyPackages.${system},
+            scenarios ? null,
+          }:
+          vmTestsFor pkgs {
+            inherit module;
+            only = scenarios;
+          };
+      };
 
       nixosModules = {
         # services.bitpoll. Its package option defaults to pkgs.bitpoll; without the overlay the
@@ -63,9 +120,9 @@
         default = pkgs.callPackage ./package/devshell.nix { inherit (packagesOf pkgs) bitpoll; };
       });
 
-      # CHECKS: `nix flake check` builds all of these. The packages and the Nix lint live here;
-      # the VM tests (nix-tests/), the offline hardening gate and the cargo tests are added to
-      # this set as well (see ARCHITECTURE.md).
+      # `nix flake check` builds all of these: the packages, the Nix lint, the harness's unit
+      # tests and the offline hardening gate on every system, and on x86_64-linux one VM test per
+      # scenario (vm-NAME, nix-tests/).
       checks = forAllSystems (
         pkgs:
         let
@@ -78,7 +135,19 @@
           };
         in
         {
-          inherit (packages) bitpoll bitpoll_0_10;
+          inherit (packages) bitpoll bitpoll_0_10 bitpoll-harness;
+          # The library's unit tests; the integration tests need sshd, systemd and Bitpoll, which
+          # the VM tests provide.
+          harness-tests = packages.bitpoll-harness.overrideAttrs {
+            pname = "bitpoll-harness-unit-tests";
+            doCheck = true;
+            cargoTestFlags = [ "--lib" ];
+          };
+          # systemd-analyze security --offline on the units NixOS generates (module/checks/).
+          hardening = import ./module/checks/hardening.nix {
+            inherit pkgs;
+            package = packages.bitpoll;
+          };
           nix-lint =
             pkgs.runCommand "bitpoll-nix-lint"
               {
@@ -94,6 +163,7 @@
                 touch "$out"
               '';
         }
+        // lib.optionalAttrs (lib.elem pkgs.stdenv.hostPlatform.system vmTestSystems) (vmTestsFor pkgs { })
       );
     };
 }

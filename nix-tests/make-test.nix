@@ -1,0 +1,221 @@
+# The one helper every VM test is built with: a `server` running services.bitpoll and a
+# `client` that runs `bitpoll-harness run SCENARIO` against it, over SSH (as root, with nixpkgs'
+# throwaway snakeoil key) for commands and over HTTP for requests. The JSON report and the JUnit
+# XML land in the test's output, also when the scenario fails; a failed step (exit 1) or a run
+# that could not start (exit 2) fails the test.
+{
+  pkgs,
+  # The flake's NixOS module (services.bitpoll).
+  bitpollModule,
+  # The bitpoll-harness package run on the client.
+  harness,
+  # Packages a per-scenario override may use (`bitpoll`, `bitpoll_0_10`).
+  packages,
+}:
+{
+  # The scenario's name, file (scenarios/NAME.toml) and declared variables, as nix-tests/discover.nix
+  # returns them.
+  name,
+  scenario,
+  vars,
+  # nix-tests/scenarios/NAME.nix, or null.
+  override ? null,
+  # The server's configuration of services.bitpoll. The default is this project's test
+  # deployment; lib.mkValidationTest passes an administrator's module instead.
+  serverConfig ? {
+    services.bitpoll = {
+      enable = true;
+      listenAddress = "0.0.0.0";
+      openFirewall = true;
+      # The client reaches the server by its node name; the base URL follows
+      # (http://server:8080, see services.bitpoll.baseUrl).
+      allowedHosts = [ "server" ];
+    };
+  },
+  # Prefix of the test's name (the derivation is named vm-test-run-PREFIX-NAME).
+  prefix ? "bitpoll",
+}:
+let
+  inherit (pkgs) lib;
+  sshKeys = import (pkgs.path + "/nixos/tests/ssh-keys.nix") pkgs;
+  where = "nix-tests/scenarios/${name}.nix";
+
+  # An override file is a function of { pkgs, lib, packages } to an attribute set with any of
+  # `server` and `client` (NixOS modules added to that node) and `harnessVars` (an attribute set
+  # of scenario variables, or a function of { nodes } to one, passed as --var NAME=VALUE).
+  overrides =
+    if override == null then
+      { }
+    else
+      let
+        value = import override { inherit pkgs lib packages; };
+        unknown = lib.subtractLists [
+          "server"
+          "client"
+          "harnessVars"
+        ] (lib.attrNames value);
+      in
+      if !lib.isAttrs value then
+        throw "${where}: must evaluate to an attribute set of server, client and harnessVars"
+      else if unknown != [ ] then
+        throw "${where}: unknown attribute `${lib.head unknown}`; expected server, client or harnessVars"
+      else
+        value;
+
+  harnessVarsFor =
+    nodes:
+    let
+      raw = overrides.harnessVars or { };
+      given = if lib.isFunction raw then raw { inherit nodes; } else raw;
+      # The harness refuses a --var its scenario does not declare; say so here, at evaluation,
+      # with the file to fix.
+      undeclared = lib.subtractLists vars (lib.attrNames given);
+    in
+    if undeclared != [ ] then
+      throw "${where}: harnessVars.${lib.head undeclared} is not declared in [vars] of scenarios/${name}.toml; declare it there or remove it here"
+    else
+      given;
+
+  # Where the harness reaches the server: the URL services.bitpoll itself announces, split so
+  # that the test can wait for the port and map the host name to the server.
+  endpointOf =
+    baseUrl:
+    let
+      parts = builtins.match "(https?)://([^/:]+)(:([0-9]+))?(/.*)?" baseUrl;
+      scheme = lib.elemAt parts 0;
+      port = lib.elemAt parts 3;
+    in
+    if parts == null then
+      throw "services.bitpoll.baseUrl `${baseUrl}` is not an http(s) URL the test can reach"
+    else
+      {
+        host = lib.elemAt parts 1;
+        port =
+          if port != null then
+            lib.toInt port
+          else if scheme == "https" then
+            443
+          else
+            80;
+      };
+
+  reportDir = "/tmp/bitpoll-harness";
+  identity = "/root/.ssh/id_ecdsa";
+  scenarioPath = "/etc/bitpoll-harness/scenarios/${name}.toml";
+in
+pkgs.testers.runNixOSTest {
+  name = "${prefix}-${name}";
+
+  nodes.server = {
+    imports = [
+      bitpollModule
+      serverConfig
+      (overrides.server or { })
+    ];
+    services.openssh = {
+      enable = true;
+      # Key only: the harness logs in as root with the snakeoil key below.
+      settings.PermitRootLogin = "prohibit-password";
+    };
+    users.users.root.openssh.authorizedKeys.keys = [ sshKeys.snakeOilPublicKey ];
+    # Bitpoll, PostgreSQL and a second system generation (upgrade) need more than the default.
+    virtualisation.memorySize = 2048;
+  };
+
+  nodes.client =
+    { nodes, ... }:
+    let
+      endpoint = endpointOf nodes.server.services.bitpoll.baseUrl;
+    in
+    {
+      imports = [ (overrides.client or { }) ];
+      environment.systemPackages = [ harness ];
+      # Part of the client's closure, so it is in the VM's store.
+      environment.etc."bitpoll-harness/scenarios/${name}.toml".source = scenario;
+      # An administrator's base URL names their public host; here it is the server.
+      networking.hosts = lib.mkIf (endpoint.host != "server") {
+        ${nodes.server.networking.primaryIPAddress} = [ endpoint.host ];
+      };
+    };
+
+  testScript =
+    { nodes, ... }:
+    let
+      cfg = nodes.server.services.bitpoll;
+      endpoint = endpointOf cfg.baseUrl;
+      # Wildcard listeners are checked on the loopback address.
+      localAddress =
+        if
+          lib.elem cfg.listenAddress [
+            "0.0.0.0"
+            "::"
+            "[::]"
+          ]
+        then
+          "127.0.0.1"
+        else
+          cfg.listenAddress;
+      command = lib.escapeShellArgs (
+        [
+          "bitpoll-harness"
+          "run"
+          scenarioPath
+          "--target"
+          "ssh://root@server"
+          "--identity"
+          identity
+          "--known-hosts"
+          "accept-new"
+          "--known-hosts-file"
+          "/root/.ssh/known_hosts"
+          "--base-url"
+          cfg.baseUrl
+          "--report"
+          "${reportDir}/report.json"
+          "--junit"
+          "${reportDir}/junit.xml"
+        ]
+        ++ lib.concatLists (
+          lib.mapAttrsToList (var: value: [
+            "--var"
+            "${var}=${toString value}"
+          ]) (harnessVarsFor nodes)
+        )
+      );
+    in
+    ''
+      start_all()
+
+      server.wait_for_unit("bitpoll.socket")
+      ${lib.optionalString (cfg.unixSocket == null) ''
+        server.wait_for_open_port(${toString cfg.port}, ${builtins.toJSON localAddress})
+      ''}
+      server.wait_for_open_port(22)
+      client.wait_for_unit("multi-user.target")
+      client.wait_for_open_port(${toString endpoint.port}, ${builtins.toJSON endpoint.host})
+
+      client.succeed(
+          "install -D -m 0600 ${sshKeys.snakeOilPrivateKey} ${identity}",
+          "mkdir -p ${reportDir}",
+      )
+
+      # The harness's exit code is checked only after its report is saved, so that a failing
+      # scenario still leaves report.json and junit.xml in the test's output.
+      status, output = client.execute(${builtins.toJSON "${command} 2>&1"}, timeout=3600)
+      print(output)
+
+      # copy_from_machine replaced copy_from_vm in 2026; take whichever this driver has.
+      copy_out = getattr(client, "copy_from_machine", None) or client.copy_from_vm
+      for artefact in ("report.json", "junit.xml"):
+          path = f"${reportDir}/{artefact}"
+          if client.execute(f"test -f {path}")[0] == 0:
+              copy_out(path, "")
+          else:
+              client.log(f"bitpoll-harness wrote no {artefact}")
+
+      assert status == 0, (
+          f"bitpoll-harness run ${name} exited with {status} "
+          "(1: a step failed, 2: the run could not start); see report.json"
+      )
+    '';
+}

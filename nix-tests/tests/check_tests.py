@@ -1,0 +1,303 @@
+"""Checks nix-tests/ without nixpkgs, KVM or a VM (ci/checks.d/25-nix-tests.sh runs it).
+
+1. Discovery, with builtins only (always runs): every scenarios/*.toml has a VM test and every
+   VM test a scenario; an override without a scenario, a stray file among the overrides, a bad
+   file name and a scenario named differently from its file are refused at evaluation, with
+   the file named in the error. Run on the real directories and on made-up ones.
+2. The tests themselves (needs nixpkgs' lib, NIXPKGS_LIB): each test is evaluated with
+   nix-tests/tests/eval.nix, and its Python test script is run against stand-in machines that
+   record every call: the order of the waits, the exact harness command line (target, base
+   URL, scenario file, reports, --var from the override), the reports copied out also when the
+   harness fails, and the test failing exactly when the harness does.
+
+Prints one line per check; exits 1 if any failed.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shlex
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+NIX_TESTS = ROOT / "nix-tests"
+SCENARIOS = ROOT / "scenarios"
+
+failures: list[str] = []
+
+
+def check(condition: bool, what: str, detail: str = "") -> None:
+    if condition:
+        print(f"ok   {what}")
+    else:
+        print(f"FAIL {what}" + (f": {detail}" if detail else ""))
+        failures.append(what)
+
+
+def nix_eval(expression: str, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        ["nix-instantiate", "--eval", "--strict", "--json", "--expr", expression, *args],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+
+def discover(scenario_dir: Path, override_dir: Path) -> subprocess.CompletedProcess[str]:
+    """Names and overrides as discover.nix finds them (paths as strings: no store copies)."""
+    expression = f"""
+      builtins.mapAttrs (_: t: {{
+        override = if t.override == null then null else toString t.override;
+        inherit (t) vars;
+      }}) (import {NIX_TESTS / 'discover.nix'} {{
+        scenarioDir = {scenario_dir};
+        overrideDir = {override_dir};
+      }})
+    """
+    return nix_eval(expression)
+
+
+def check_discovery() -> list[str]:
+    result = discover(SCENARIOS, NIX_TESTS / "scenarios")
+    check(result.returncode == 0, "discovery evaluates on the repository", result.stderr.strip())
+    if result.returncode != 0:
+        return []
+    found = json.loads(result.stdout)
+    scenario_files = sorted(p.stem for p in SCENARIOS.glob("*.toml"))
+    check(
+        sorted(found) == scenario_files,
+        "every scenario file has a VM test and every VM test a scenario file",
+        f"tests {sorted(found)} vs files {scenario_files}",
+    )
+    override_files = sorted(p.stem for p in (NIX_TESTS / "scenarios").glob("*.nix"))
+    with_override = sorted(name for name, test in found.items() if test["override"])
+    check(
+        with_override == override_files,
+        "every override in nix-tests/scenarios/ belongs to a test",
+        f"{with_override} vs {override_files}",
+    )
+    for name in sorted(found):
+        override = found[name]["override"]
+        print(f"     vm-{name}: scenarios/{name}.toml" + (f" + nix-tests/scenarios/{name}.nix" if override else ""))
+    return sorted(found)
+
+
+def scenario_text(name: str) -> str:
+    return f'[scenario]\nname = "{name}"\nsummary = "s"\n\n[vars]\nx = "1"\n\n[[step]]\nname = "a"\nhttp = "/"\n'
+
+
+def check_discovery_errors() -> None:
+    cases = [
+        # (what, scenario files, override files, expected fragment of the error)
+        ("an override without a scenario is refused", {"a": scenario_text("a")}, {"b.nix": "_: { }"},
+         "nix-tests/scenarios/b.nix: there is no scenarios/b.toml"),
+        ("a stray file among the overrides is refused", {"a": scenario_text("a")}, {"a.nx": "_: { }"},
+         "nix-tests/scenarios/a.nx: not a .nix file"),
+        ("a scenario named unlike its file is refused", {"a": scenario_text("other")}, {},
+         'scenarios/a.toml: [scenario] name is "other", expected "a"'),
+        ("a scenario file name that cannot name a check is refused", {"9a": scenario_text("9a")}, {},
+         "scenarios/9a.toml: a scenario's file name must start with a letter"),
+    ]
+    for what, scenarios, overrides, expected in cases:
+        with tempfile.TemporaryDirectory() as tmp:
+            scenario_dir = Path(tmp, "scenarios")
+            override_dir = Path(tmp, "overrides")
+            scenario_dir.mkdir()
+            override_dir.mkdir()
+            for name, text in scenarios.items():
+                (scenario_dir / f"{name}.toml").write_text(text)
+            for name, text in overrides.items():
+                (override_dir / name).write_text(text)
+            result = discover(scenario_dir, override_dir)
+            check(result.returncode != 0 and expected in result.stderr, what, result.stderr.strip() or "it evaluated")
+    with tempfile.TemporaryDirectory() as tmp:
+        scenario_dir = Path(tmp)
+        (scenario_dir / "a.toml").write_text(scenario_text("a"))
+        (scenario_dir / "notes.md").write_text("not a scenario")
+        result = discover(scenario_dir, Path(tmp, "absent"))
+        found = json.loads(result.stdout) if result.returncode == 0 else None
+        check(
+            found == {"a": {"override": None, "vars": ["x"]}},
+            "only .toml files are scenarios, and a missing override directory means no overrides",
+            result.stderr.strip() or str(found),
+        )
+
+
+class Machine:
+    """Records what the test script asks of a node; `execute` answers from `answers`."""
+
+    def __init__(self, name: str, calls: list, answers, new_copy_api: bool) -> None:
+        self.name = name
+        self.calls = calls
+        self.answers = answers
+        if new_copy_api:
+            self.copy_from_machine = self._copy
+        else:
+            self.copy_from_vm = self._copy
+
+    def _copy(self, source: str, target_dir: str = "") -> None:
+        self.calls.append((self.name, "copy", source, target_dir))
+
+    def wait_for_unit(self, unit: str, user=None, timeout: int = 900) -> None:
+        self.calls.append((self.name, "wait_for_unit", unit))
+
+    def wait_for_open_port(self, port: int, addr: str = "localhost", timeout: int = 900) -> None:
+        self.calls.append((self.name, "wait_for_open_port", port, addr))
+
+    def succeed(self, *commands: str, timeout=None) -> str:
+        for command in commands:
+            self.calls.append((self.name, "succeed", command))
+        return ""
+
+    def execute(self, command: str, check_return: bool = True, check_output: bool = True, timeout=900):
+        self.calls.append((self.name, "execute", command))
+        return self.answers(command), "harness output\n"
+
+    def log(self, message: str) -> None:
+        self.calls.append((self.name, "log", message))
+
+
+def run_script(script: str, harness_status: int, reports_exist: bool, new_copy_api: bool):
+    calls: list = []
+
+    def answers(command: str) -> int:
+        if command.startswith("bitpoll-harness "):
+            return harness_status
+        if command.startswith("test -f "):
+            return 0 if reports_exist else 1
+        return 0
+
+    machines = {
+        "server": Machine("server", calls, answers, new_copy_api),
+        "client": Machine("client", calls, answers, new_copy_api),
+    }
+    namespace = dict(machines, start_all=lambda: calls.append(("all", "start_all")), print=lambda *_: None)
+    error = None
+    try:
+        exec(compile(script, "<testScript>", "exec"), namespace)
+    except AssertionError as exc:
+        error = exc
+    return calls, error
+
+
+def check_rendered_tests(expected_names: list[str], lib: str) -> None:
+    result = subprocess.run(
+        ["nix-instantiate", "--eval", "--strict", "--json", str(NIX_TESTS / "tests" / "eval.nix"), "--arg", "libPath", lib],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    check(result.returncode == 0, "every VM test evaluates with nixpkgs' lib", result.stderr.strip())
+    if result.returncode != 0:
+        return
+    tests = json.loads(result.stdout)
+    check(sorted(tests) == [f"vm-{n}" for n in expected_names], "the tests are named vm-NAME, one per scenario", str(sorted(tests)))
+
+    for attr, test in sorted(tests.items()):
+        name = attr.removeprefix("vm-")
+        script = test["testScript"]
+        bitpoll = test["bitpoll"]
+        try:
+            compile(script, f"<{attr}>", "exec")
+        except SyntaxError as exc:
+            check(False, f"{attr}: the test script is valid Python", str(exc))
+            continue
+
+        calls, error = run_script(script, harness_status=0, reports_exist=True, new_copy_api=True)
+        order = [c[:3] for c in calls if c[1] in ("start_all", "wait_for_unit")]
+        check(
+            order[:3] == [("all", "start_all"), ("server", "wait_for_unit", "bitpoll.socket"), ("client", "wait_for_unit", "multi-user.target")],
+            f"{attr}: boots both, waits for bitpoll.socket and the client's multi-user.target",
+            str(order),
+        )
+        ports = [c[1:] for c in calls if c[1] == "wait_for_open_port"]
+        check(
+            ("server", "wait_for_open_port", bitpoll["port"], "127.0.0.1") in [(c[0],) + c[1:] for c in calls if c[1] == "wait_for_open_port"]
+            and ("wait_for_open_port", 22, "localhost") in ports
+            and ("wait_for_open_port", 8080, "server") in ports,
+            f"{attr}: waits for Bitpoll's port and sshd on the server, and for the port from the client",
+            str(ports),
+        )
+        harness = [c[2] for c in calls if c[0] == "client" and c[1] == "execute" and c[2].startswith("bitpoll-harness ")]
+        check(len(harness) == 1, f"{attr}: runs the harness once on the client", str(harness))
+        if len(harness) != 1:
+            continue
+        argv = shlex.split(harness[0])
+        check(argv[-1] == "2>&1" or harness[0].endswith(" 2>&1"), f"{attr}: the harness's errors reach the log")
+        argv = [a for a in argv if a != "2>&1"]
+        options = dict(zip(argv[3::2], argv[4::2]))
+        scenario_path = f"/etc/bitpoll-harness/scenarios/{name}.toml"
+        check(
+            argv[:3] == ["bitpoll-harness", "run", scenario_path]
+            and test["clientEtc"].get(f"bitpoll-harness/scenarios/{name}.toml", "").endswith(f"scenarios/{name}.toml"),
+            f"{attr}: runs scenarios/{name}.toml, installed on the client",
+            str(argv[:3]),
+        )
+        check(
+            options.get("--target") == "ssh://root@server"
+            and options.get("--base-url") == bitpoll["baseUrl"] == "http://server:8080"
+            and options.get("--known-hosts") == "accept-new"
+            and options.get("--identity") == "/root/.ssh/id_ecdsa"
+            and options.get("--report") == "/tmp/bitpoll-harness/report.json"
+            and options.get("--junit") == "/tmp/bitpoll-harness/junit.xml",
+            f"{attr}: harness targets root@server over SSH with the snakeoil key, base URL {bitpoll['baseUrl']}",
+            str(options),
+        )
+        installs = [c[2] for c in calls if c[1] == "succeed" and "install" in c[2]]
+        check(
+            any(cmd.startswith("install -D -m 0600 ") and cmd.endswith(" /root/.ssh/id_ecdsa") for cmd in installs)
+            and test["serverUser"] == ["ecdsa-sha2-nistp256 AAAAstub snakeoil"]
+            and test["serverSsh"]["settings"]["PermitRootLogin"] == "prohibit-password",
+            f"{attr}: the client's key is private and the server accepts it for root, keys only",
+            str(installs),
+        )
+        copies = [c[2:] for c in calls if c[1] == "copy"]
+        check(
+            copies == [("/tmp/bitpoll-harness/report.json", ""), ("/tmp/bitpoll-harness/junit.xml", "")] and error is None,
+            f"{attr}: a passing run copies report.json and junit.xml to $out and passes",
+            f"{copies}, {error}",
+        )
+
+        calls, error = run_script(script, harness_status=1, reports_exist=True, new_copy_api=False)
+        copies = [c[2:] for c in calls if c[1] == "copy"]
+        check(
+            len(copies) == 2 and error is not None and "exited with 1" in str(error),
+            f"{attr}: a failing run still copies both reports (copy_from_vm on older drivers) and fails the test",
+            f"{copies}, {error}",
+        )
+        calls, error = run_script(script, harness_status=2, reports_exist=False, new_copy_api=True)
+        copies = [c for c in calls if c[1] == "copy"]
+        logged = [c[2] for c in calls if c[1] == "log"]
+        check(
+            copies == [] and len(logged) == 2 and error is not None and "exited with 2" in str(error),
+            f"{attr}: a run that could not start copies nothing, says so and fails the test",
+            f"{copies}, {logged}, {error}",
+        )
+
+        if name == "upgrade":
+            check(bitpoll["package"] == "bitpoll-0.10.0", "vm-upgrade: the server boots the previous release", bitpoll["package"])
+        if name == "postgresql":
+            check(bitpoll["database"] == "postgresql", "vm-postgresql: the server uses PostgreSQL", bitpoll["database"])
+        vars_given = [a for a in argv if "=" in a and argv[argv.index(a) - 1] == "--var"]
+        if vars_given:
+            print(f"     {attr}: --var " + " --var ".join(vars_given))
+
+
+def main() -> int:
+    names = check_discovery()
+    check_discovery_errors()
+    lib = os.environ.get("NIXPKGS_LIB")
+    if not lib:
+        print("SKIPPED rendering and running the VM test scripts: NIXPKGS_LIB is not set (a path to nixpkgs' lib)")
+    elif names:
+        check_rendered_tests(names, lib)
+    print(f"{len(failures)} failed" if failures else "all nix-tests checks passed")
+    return 1 if failures else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,92 @@
+# Evaluates the VM tests of nix-tests/ with nixpkgs' lib alone: pkgs.testers.runNixOSTest is
+# replaced by a function that returns its argument, and each test's `nodes` by the
+# services.bitpoll configuration that the module (module/default.nix with module/tests' NixOS
+# option stub) computes from the test's server modules. The result, as JSON, is what
+# nix-tests/tests/check_tests.py inspects and runs: each test's name, rendered Python test
+# script and client configuration.
+#   nix-instantiate --eval --strict --json nix-tests/tests/eval.nix --arg libPath "$NIXPKGS_LIB"
+{
+  libPath,
+  scenarioDir ? ../../scenarios,
+  # An administrator's module, as lib.mkValidationTest takes it; null for the project's tests.
+  module ? null,
+}:
+let
+  lib = import libPath;
+  fakePkgs = import ../../module/tests/fake-pkgs.nix { inherit lib; };
+  storePath = name: "${builtins.storeDir}/00000000000000000000000000000000-${name}";
+  package = name: {
+    type = "derivation";
+    inherit name;
+    outPath = storePath name;
+  };
+
+  pkgs = fakePkgs // {
+    inherit lib;
+    path = ./stub-nixpkgs;
+    writeText = name: _: storePath name;
+    testers.runNixOSTest = test: test;
+  };
+
+  tests = import ../default.nix {
+    inherit pkgs module scenarioDir;
+    bitpollModule = ../../module;
+    harness = package "bitpoll-harness-0.1.0";
+    packages = {
+      bitpoll = package "bitpoll-0.11.0";
+      bitpoll_0_10 = package "bitpoll-0.10.0";
+    };
+  };
+
+  # The server as the test script sees it: services.bitpoll evaluated from the server's modules
+  # (other NixOS options are not declared by the stub and are dropped), plus the two attributes
+  # the test framework provides.
+  serverOf =
+    test:
+    let
+      eval = lib.evalModules {
+        modules = [
+          ../../module/tests/nixos-stub.nix
+          {
+            _module.check = false;
+            _module.args.pkgs = fakePkgs;
+            systemd.package = package "systemd-260";
+            services.postgresql.package = fakePkgs.postgresql;
+          }
+        ]
+        ++ test.nodes.server.imports;
+      };
+    in
+    eval.config
+    // {
+      system.build.toplevel = storePath "nixos-system-server-test";
+      networking.primaryIPAddress = "192.168.1.2";
+    };
+
+  render =
+    test:
+    let
+      nodes.server = serverOf test;
+      client = test.nodes.client { inherit nodes; };
+    in
+    {
+      inherit (test) name;
+      testScript = test.testScript { inherit nodes; };
+      clientHosts = client.networking.hosts.content or { };
+      clientHostsEnabled = client.networking.hosts.condition or false;
+      clientEtc = lib.mapAttrs (_: file: toString file.source) client.environment.etc;
+      serverUser = test.nodes.server.users.users.root.openssh.authorizedKeys.keys;
+      serverSsh = test.nodes.server.services.openssh;
+      bitpoll = {
+        inherit (nodes.server.services.bitpoll)
+          baseUrl
+          listenAddress
+          port
+          allowedHosts
+          ;
+        package = nodes.server.services.bitpoll.package.name;
+        database = nodes.server.services.bitpoll.database.type;
+      };
+    };
+in
+lib.mapAttrs (_: render) tests
