@@ -342,6 +342,20 @@ def postgres_bin():
     return os.path.dirname(found[-1])
 
 
+PG_PREFIX = "bitpoll-testbed-pg-"
+
+
+def remove_orphaned_clusters():
+    """Delete stopped clusters whose instance directory is gone (deleted without `stop --remove`)."""
+    for path in glob.glob(os.path.join(tempfile.gettempdir(), PG_PREFIX + "*")):
+        try:
+            owner = read(os.path.join(path, "instance")).decode()
+        except OSError:
+            continue
+        if not os.path.exists(owner) and not os.path.exists(os.path.join(path, "data", "postmaster.pid")):
+            shutil.rmtree(path, ignore_errors=True)
+
+
 def as_postgres():
     import pwd
     entry = pwd.getpwnam("postgres")
@@ -365,8 +379,11 @@ class Instance:
         # must stay short: so the cluster lives in its own directory under /tmp, not below `dir`.
         self.pg_dir = pg_dir
         if db == "postgresql" and pg_dir is None:
-            self.pg_dir = tempfile.mkdtemp(prefix="bitpoll-testbed-pg-")
+            remove_orphaned_clusters()
+            self.pg_dir = tempfile.mkdtemp(prefix=PG_PREFIX)
             os.chmod(self.pg_dir, 0o755)
+            with open(os.path.join(self.pg_dir, "instance"), "w") as handle:
+                handle.write(self.dir)
         self.log_dir = os.path.join(self.dir, "log")
         self.server = None
         self.server_log = None

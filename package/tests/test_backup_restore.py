@@ -42,6 +42,10 @@ def test_backup_wipe_restore_compare(make_instance, db):
     assert os.path.dirname(archive) == os.path.join(instance.state_dir, "backups")
     assert "is intact" in instance.ops("verify", archive).stdout
     instance.stop_server()
+    # Over existing data (for PostgreSQL: the dump's DROP ... IF EXISTS statements replace it).
+    seed(instance, "two")
+    instance.ops("restore", archive, "--yes")
+    assert snapshot(instance) == before
     wipe(instance)
     assert instance.manage("check", check=False).returncode == 78  # no secrets: will not start
     result = instance.ops("restore", archive, "--yes")
