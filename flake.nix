@@ -138,11 +138,11 @@
           inherit (packages) bitpoll bitpoll_0_10 bitpoll-harness;
           # The library's unit tests; the integration tests need sshd, systemd and Bitpoll, which
           # the VM tests provide.
-          harness-tests = packages.bitpoll-harness.overrideAttrs {
-            pname = "bitpoll-harness-unit-tests";
+          harness-tests = packages.bitpoll-harness.overrideAttrs (old: {
+            name = "bitpoll-harness-unit-tests-${old.version}";
             doCheck = true;
             cargoTestFlags = [ "--lib" ];
-          };
+          });
           # systemd-analyze security --offline on the units NixOS generates (module/checks/).
           hardening = import ./module/checks/hardening.nix {
             inherit pkgs;

@@ -10,10 +10,11 @@
   module ? null,
   only ? null,
   scenarioDir ? ../scenarios,
+  overrideDir ? ./scenarios,
 }:
 let
   inherit (pkgs) lib;
-  found = import ./discover.nix { inherit scenarioDir; };
+  found = import ./discover.nix { inherit scenarioDir overrideDir; };
   unknown = if only == null then [ ] else lib.subtractLists (lib.attrNames found) only;
   selected = if only == null then found else lib.getAttrs only found;
   makeTest = import ./make-test.nix {
@@ -24,14 +25,19 @@ let
       packages
       ;
   };
-  # An administrator's module says how Bitpoll is deployed; the test only makes sure the
-  # service is on.
+  # An administrator's module says how Bitpoll is deployed; the test turns the service on and
+  # opens the port of its base URL, as the administrator's firewall would for its users.
   validationArgs = lib.optionalAttrs (module != null) {
     prefix = "bitpoll-validate";
-    serverConfig = {
-      imports = [ module ];
-      services.bitpoll.enable = lib.mkDefault true;
-    };
+    serverConfig =
+      { config, ... }:
+      {
+        imports = [ module ];
+        services.bitpoll.enable = lib.mkDefault true;
+        networking.firewall.allowedTCPPorts = [
+          (import ./endpoint.nix { inherit lib; } config.services.bitpoll.baseUrl).port
+        ];
+      };
   };
 in
 if unknown != [ ] then

@@ -76,28 +76,7 @@ let
     else
       given;
 
-  # Where the harness reaches the server: the URL services.bitpoll itself announces, split so
-  # that the test can wait for the port and map the host name to the server.
-  endpointOf =
-    baseUrl:
-    let
-      parts = builtins.match "(https?)://([^/:]+)(:([0-9]+))?(/.*)?" baseUrl;
-      scheme = lib.elemAt parts 0;
-      port = lib.elemAt parts 3;
-    in
-    if parts == null then
-      throw "services.bitpoll.baseUrl `${baseUrl}` is not an http(s) URL the test can reach"
-    else
-      {
-        host = lib.elemAt parts 1;
-        port =
-          if port != null then
-            lib.toInt port
-          else if scheme == "https" then
-            443
-          else
-            80;
-      };
+  endpointOf = import ./endpoint.nix { inherit lib; };
 
   reportDir = "/tmp/bitpoll-harness";
   identity = "/root/.ssh/id_ecdsa";

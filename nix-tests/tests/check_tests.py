@@ -15,6 +15,7 @@ Prints one line per check; exits 1 if any failed.
 
 from __future__ import annotations
 
+import ast
 import json
 import os
 import shlex
@@ -184,19 +185,89 @@ def run_script(script: str, harness_status: int, reports_exist: bool, new_copy_a
     return calls, error
 
 
-def check_rendered_tests(expected_names: list[str], lib: str) -> None:
-    result = subprocess.run(
-        ["nix-instantiate", "--eval", "--strict", "--json", str(NIX_TESTS / "tests" / "eval.nix"), "--arg", "libPath", lib],
+def render(lib: str, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        ["nix-instantiate", "--eval", "--strict", "--json", str(NIX_TESTS / "tests" / "eval.nix"), "--arg", "libPath", lib, *args],
         capture_output=True,
         text=True,
         timeout=300,
     )
+
+
+def check_rendered_tests(expected_names: list[str], lib: str) -> None:
+    result = render(lib)
     check(result.returncode == 0, "every VM test evaluates with nixpkgs' lib", result.stderr.strip())
     if result.returncode != 0:
         return
     tests = json.loads(result.stdout)
     check(sorted(tests) == [f"vm-{n}" for n in expected_names], "the tests are named vm-NAME, one per scenario", str(sorted(tests)))
+    check_scripts(tests, "bitpoll", "http://server:8080", "server", 8080)
 
+
+def check_validation_tests(lib: str) -> None:
+    """lib.mkValidationTest: an administrator's module on the server, under its own host name."""
+    module = '{ services.bitpoll = { allowedHosts = [ "polls.example.org" ]; listenAddress = "0.0.0.0"; port = 8000; }; }'
+    result = render(lib, "--arg", "module", module)
+    check(result.returncode == 0, "validation tests evaluate with an administrator's module", result.stderr.strip())
+    if result.returncode == 0:
+        tests = json.loads(result.stdout)
+        check_scripts(tests, "bitpoll-validate", "http://polls.example.org:8000", "polls.example.org", 8000)
+        for attr, test in sorted(tests.items()):
+            check(
+                test["clientHostsEnabled"] and test["clientHosts"] == {"192.168.1.2": ["polls.example.org"]}
+                and test["firewall"] == [8000],
+                f"validate {attr}: the client resolves polls.example.org to the server, whose firewall opens port 8000",
+                f"{test['clientHosts']}, {test['firewall']}",
+            )
+
+    result = render(lib, "--arg", "module", "{ services.bitpoll.enable = true; }")
+    check(
+        result.returncode != 0 and "services.bitpoll.baseUrl `http://localhost:8080`: names this machine only" in result.stderr,
+        "validate: a configuration reachable only from localhost is refused with the option to set",
+        result.stderr.strip() or "it evaluated",
+    )
+
+
+def check_override_errors(lib: str) -> None:
+    cases = [
+        ("an override's harnessVars must be declared in the scenario's [vars]", "_: { harnessVars.y = \"1\"; }",
+         "nix-tests/scenarios/a.nix: harnessVars.y is not declared in [vars] of scenarios/a.toml"),
+        ("an override with an unknown attribute is refused", "_: { sever = { }; }",
+         "nix-tests/scenarios/a.nix: unknown attribute `sever`"),
+    ]
+    for what, text, expected in cases:
+        with tempfile.TemporaryDirectory() as tmp:
+            scenario_dir = Path(tmp, "scenarios")
+            override_dir = Path(tmp, "overrides")
+            scenario_dir.mkdir()
+            override_dir.mkdir()
+            (scenario_dir / "a.toml").write_text(scenario_text("a"))
+            (override_dir / "a.nix").write_text(text)
+            result = render(lib, "--arg", "scenarioDir", str(scenario_dir), "--arg", "overrideDir", str(override_dir))
+            check(result.returncode != 0 and expected in result.stderr, what, result.stderr.strip() or "it evaluated")
+    with tempfile.TemporaryDirectory() as tmp:
+        scenario_dir = Path(tmp, "scenarios")
+        override_dir = Path(tmp, "overrides")
+        scenario_dir.mkdir()
+        override_dir.mkdir()
+        (scenario_dir / "a.toml").write_text(scenario_text("a"))
+        # A value with a quote, a double quote and a space, from the server's configuration.
+        (override_dir / "a.nix").write_text(
+            r'_: { harnessVars = { nodes }: { x = "it\'s \"${nodes.server.system.build.toplevel}\" x"; }; }'
+        )
+        result = render(lib, "--arg", "scenarioDir", str(scenario_dir), "--arg", "overrideDir", str(override_dir))
+        script = json.loads(result.stdout)["vm-a"]["testScript"] if result.returncode == 0 else ""
+        command = [line for line in script.splitlines() if "bitpoll-harness run" in line]
+        argv = shlex.split(ast.literal_eval(command[0].split("client.execute(", 1)[1].rsplit(", timeout", 1)[0])) if command else []
+        check(
+            "--var" in argv and argv[argv.index("--var") + 1]
+            == "x=it's \"/nix/store/00000000000000000000000000000000-nixos-system-server-test\" x",
+            "harnessVars reach the harness as one --var NAME=VALUE argument, quoted for the shell and for Python",
+            result.stderr.strip() or str(argv),
+        )
+
+
+def check_scripts(tests: dict, prefix: str, base_url: str, host: str, port: int) -> None:
     for attr, test in sorted(tests.items()):
         name = attr.removeprefix("vm-")
         script = test["testScript"]
@@ -216,9 +287,9 @@ def check_rendered_tests(expected_names: list[str], lib: str) -> None:
         )
         ports = [c[1:] for c in calls if c[1] == "wait_for_open_port"]
         check(
-            ("server", "wait_for_open_port", bitpoll["port"], "127.0.0.1") in [(c[0],) + c[1:] for c in calls if c[1] == "wait_for_open_port"]
-            and ("wait_for_open_port", 22, "localhost") in ports
-            and ("wait_for_open_port", 8080, "server") in ports,
+            ("server", "wait_for_open_port", bitpoll["port"], "127.0.0.1") in calls
+            and ("server", "wait_for_open_port", 22, "localhost") in calls
+            and ("client", "wait_for_open_port", port, host) in calls,
             f"{attr}: waits for Bitpoll's port and sshd on the server, and for the port from the client",
             str(ports),
         )
@@ -239,7 +310,7 @@ def check_rendered_tests(expected_names: list[str], lib: str) -> None:
         )
         check(
             options.get("--target") == "ssh://root@server"
-            and options.get("--base-url") == bitpoll["baseUrl"] == "http://server:8080"
+            and options.get("--base-url") == bitpoll["baseUrl"] == base_url
             and options.get("--known-hosts") == "accept-new"
             and options.get("--identity") == "/root/.ssh/id_ecdsa"
             and options.get("--report") == "/tmp/bitpoll-harness/report.json"
@@ -255,6 +326,8 @@ def check_rendered_tests(expected_names: list[str], lib: str) -> None:
             f"{attr}: the client's key is private and the server accepts it for root, keys only",
             str(installs),
         )
+        check(test["name"] == f"{prefix}-{name}", f"{attr}: the test is named {prefix}-{name}", test["name"])
+        check(port in test["firewall"], f"{attr}: the server's firewall opens port {port}", str(test["firewall"]))
         copies = [c[2:] for c in calls if c[1] == "copy"]
         check(
             copies == [("/tmp/bitpoll-harness/report.json", ""), ("/tmp/bitpoll-harness/junit.xml", "")] and error is None,
@@ -295,6 +368,8 @@ def main() -> int:
         print("SKIPPED rendering and running the VM test scripts: NIXPKGS_LIB is not set (a path to nixpkgs' lib)")
     elif names:
         check_rendered_tests(names, lib)
+        check_validation_tests(lib)
+        check_override_errors(lib)
     print(f"{len(failures)} failed" if failures else "all nix-tests checks passed")
     return 1 if failures else 0
 

@@ -8,6 +8,7 @@
 {
   libPath,
   scenarioDir ? ../../scenarios,
+  overrideDir ? ../scenarios,
   # An administrator's module, as lib.mkValidationTest takes it; null for the project's tests.
   module ? null,
 }:
@@ -29,7 +30,12 @@ let
   };
 
   tests = import ../default.nix {
-    inherit pkgs module scenarioDir;
+    inherit
+      pkgs
+      module
+      scenarioDir
+      overrideDir
+      ;
     bitpollModule = ../../module;
     harness = package "bitpoll-harness-0.1.0";
     packages = {
@@ -57,8 +63,7 @@ let
         ++ test.nodes.server.imports;
       };
     in
-    eval.config
-    // {
+    lib.recursiveUpdate eval.config {
       system.build.toplevel = storePath "nixos-system-server-test";
       networking.primaryIPAddress = "192.168.1.2";
     };
@@ -72,6 +77,7 @@ let
     {
       inherit (test) name;
       testScript = test.testScript { inherit nodes; };
+      firewall = nodes.server.networking.firewall.allowedTCPPorts;
       clientHosts = client.networking.hosts.content or { };
       clientHostsEnabled = client.networking.hosts.condition or false;
       clientEtc = lib.mapAttrs (_: file: toString file.source) client.environment.etc;
