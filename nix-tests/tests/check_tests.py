@@ -351,6 +351,9 @@ def check_scripts(tests: dict, prefix: str, base_url: str, host: str, port: int)
             f"{copies}, {logged}, {error}",
         )
 
+        scenario = (SCENARIOS / f"{name}.toml").read_text() if (SCENARIOS / f"{name}.toml").exists() else ""
+        if "bitpoll-backup.service" in scenario:
+            check(bitpoll["backup"], f"{attr}: the scenario uses bitpoll-backup.service, so the server has backups on")
         if name == "upgrade":
             check(bitpoll["package"] == "bitpoll-0.10.0", "vm-upgrade: the server boots the previous release", bitpoll["package"])
         if name == "postgresql":

@@ -92,6 +92,7 @@ let
           ;
         package = nodes.server.services.bitpoll.package.name;
         database = nodes.server.services.bitpoll.database.type;
+        backup = nodes.server.services.bitpoll.backup.enable;
       };
     };
 in
