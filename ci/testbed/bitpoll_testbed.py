@@ -242,10 +242,13 @@ class Build:
 
 
 def render(template, values):
+    """Substitute as nixpkgs' replaceVars does: every value must be used, nothing may be left."""
     text = read(template).decode()
     for key, value in values.items():
+        if f"@{key}@" not in text:
+            raise TestbedError(f"{template}: placeholder @{key}@ not found (replaceVars would fail)")
         text = text.replace(f"@{key}@", value)
-    left = re.findall(r"@[A-Za-z]+@", text)
+    left = re.findall(r"@[a-zA-Z_][0-9A-Za-z_'-]*@", text)
     if left:
         raise TestbedError(f"{template}: unknown placeholders {left}")
     return text
