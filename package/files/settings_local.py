@@ -222,6 +222,9 @@ CSRF_TRUSTED_ORIGINS = [f"{_BASE.scheme}://{_BASE.netloc}"]
 
 INSTALLED_APPS_LOCAL = []
 PIPELINE_LOCAL = {}
+# Django's implicit default, made explicit: it silences the models.W042 warning that
+# django-token-bucket would otherwise print on every command, without changing any schema.
+DEFAULT_AUTO_FIELD = "django.db.models.AutoField"
 
 # WhiteNoise serves the collected static files from the app server, with far-future immutable
 # caching for the hashed names listed in staticfiles.json.  It must sit directly after Django's
