@@ -1,8 +1,12 @@
 # The one helper every VM test is built with: a `server` running services.bitpoll and a
 # `client` that runs `bitpoll-harness run SCENARIO` against it, over SSH (as root, with nixpkgs'
-# throwaway snakeoil key) for commands and over HTTP for requests. The JSON report and the JUnit
-# XML land in the test's output, also when the scenario fails; a failed step (exit 1) or a run
-# that could not start (exit 2) fails the test.
+# throwaway snakeoil key) for commands and over HTTP for requests.
+#
+# Two derivations, so that the reports survive a failing scenario: Nix keeps no output of a
+# failed build, so the nixosTest itself (passthru.run) records the harness's exit code next to
+# report.json and junit.xml and succeeds whenever the harness ran; the check around it copies
+# the reports and fails unless that exit code is 0 (1: a step failed, 2: the run could not
+# start). CI builds `run` first to keep the reports either way (docs/vm-tests.md).
 {
   pkgs,
   # The flake's NixOS module (services.bitpoll).
@@ -81,120 +85,138 @@ let
   reportDir = "/tmp/bitpoll-harness";
   identity = "/root/.ssh/id_ecdsa";
   scenarioPath = "/etc/bitpoll-harness/scenarios/${name}.toml";
-in
-pkgs.testers.runNixOSTest {
-  name = "${prefix}-${name}";
 
-  nodes.server = {
-    imports = [
-      bitpollModule
-      serverConfig
-      (overrides.server or { })
-    ];
-    services.openssh = {
-      enable = true;
-      # Key only: the harness logs in as root with the snakeoil key below.
-      settings.PermitRootLogin = "prohibit-password";
-    };
-    users.users.root.openssh.authorizedKeys.keys = [ sshKeys.snakeOilPublicKey ];
-    # Bitpoll, PostgreSQL and a second system generation (upgrade) need more than the default.
-    virtualisation.memorySize = 2048;
-  };
+  run = pkgs.testers.runNixOSTest {
+    name = "${prefix}-${name}";
 
-  nodes.client =
-    { nodes, ... }:
-    let
-      endpoint = endpointOf nodes.server.services.bitpoll.baseUrl;
-    in
-    {
-      imports = [ (overrides.client or { }) ];
-      environment.systemPackages = [ harness ];
-      # Part of the client's closure, so it is in the VM's store.
-      environment.etc."bitpoll-harness/scenarios/${name}.toml".source = scenario;
-      # An administrator's base URL names their public host; here it is the server.
-      networking.hosts = lib.mkIf (endpoint.host != "server") {
-        ${nodes.server.networking.primaryIPAddress} = [ endpoint.host ];
+    nodes.server = {
+      imports = [
+        bitpollModule
+        serverConfig
+        (overrides.server or { })
+      ];
+      services.openssh = {
+        enable = true;
+        # Key only: the harness logs in as root with the snakeoil key below.
+        settings.PermitRootLogin = "prohibit-password";
       };
+      users.users.root.openssh.authorizedKeys.keys = [ sshKeys.snakeOilPublicKey ];
+      # Bitpoll, PostgreSQL and a second system generation (upgrade) need more than the default.
+      virtualisation.memorySize = 2048;
     };
 
-  testScript =
-    { nodes, ... }:
-    let
-      cfg = nodes.server.services.bitpoll;
-      endpoint = endpointOf cfg.baseUrl;
-      # Wildcard listeners are checked on the loopback address.
-      localAddress =
-        if
-          lib.elem cfg.listenAddress [
-            "0.0.0.0"
-            "::"
-            "[::]"
+    nodes.client =
+      { nodes, ... }:
+      let
+        endpoint = endpointOf nodes.server.services.bitpoll.baseUrl;
+      in
+      {
+        imports = [ (overrides.client or { }) ];
+        environment.systemPackages = [ harness ];
+        # Part of the client's closure, so it is in the VM's store.
+        environment.etc."bitpoll-harness/scenarios/${name}.toml".source = scenario;
+        # An administrator's base URL names their public host; here it is the server.
+        networking.hosts = lib.mkIf (endpoint.host != "server") {
+          ${nodes.server.networking.primaryIPAddress} = [ endpoint.host ];
+        };
+      };
+
+    testScript =
+      { nodes, ... }:
+      let
+        cfg = nodes.server.services.bitpoll;
+        endpoint = endpointOf cfg.baseUrl;
+        # Wildcard listeners are checked on the loopback address.
+        localAddress =
+          if
+            lib.elem cfg.listenAddress [
+              "0.0.0.0"
+              "::"
+              "[::]"
+            ]
+          then
+            "127.0.0.1"
+          else
+            cfg.listenAddress;
+        command = lib.escapeShellArgs (
+          [
+            "bitpoll-harness"
+            "run"
+            scenarioPath
+            "--target"
+            "ssh://root@server"
+            "--identity"
+            identity
+            "--known-hosts"
+            "accept-new"
+            "--known-hosts-file"
+            "/root/.ssh/known_hosts"
+            "--base-url"
+            cfg.baseUrl
+            "--report"
+            "${reportDir}/report.json"
+            "--junit"
+            "${reportDir}/junit.xml"
           ]
-        then
-          "127.0.0.1"
-        else
-          cfg.listenAddress;
-      command = lib.escapeShellArgs (
-        [
-          "bitpoll-harness"
-          "run"
-          scenarioPath
-          "--target"
-          "ssh://root@server"
-          "--identity"
-          identity
-          "--known-hosts"
-          "accept-new"
-          "--known-hosts-file"
-          "/root/.ssh/known_hosts"
-          "--base-url"
-          cfg.baseUrl
-          "--report"
-          "${reportDir}/report.json"
-          "--junit"
-          "${reportDir}/junit.xml"
-        ]
-        ++ lib.concatLists (
-          lib.mapAttrsToList (var: value: [
-            "--var"
-            "${var}=${toString value}"
-          ]) (harnessVarsFor nodes)
+          ++ lib.concatLists (
+            lib.mapAttrsToList (var: value: [
+              "--var"
+              "${var}=${toString value}"
+            ]) (harnessVarsFor nodes)
+          )
+        );
+      in
+      ''
+        start_all()
+
+        server.wait_for_unit("bitpoll.socket")
+        ${lib.optionalString (cfg.unixSocket == null) ''
+          server.wait_for_open_port(${toString cfg.port}, ${builtins.toJSON localAddress})
+        ''}
+        server.wait_for_open_port(22)
+        client.wait_for_unit("multi-user.target")
+        client.wait_for_open_port(${toString endpoint.port}, ${builtins.toJSON endpoint.host})
+
+        client.succeed(
+            "install -D -m 0600 ${sshKeys.snakeOilPrivateKey} ${identity}",
+            "mkdir -p ${reportDir}",
         )
-      );
-    in
-    ''
-      start_all()
 
-      server.wait_for_unit("bitpoll.socket")
-      ${lib.optionalString (cfg.unixSocket == null) ''
-        server.wait_for_open_port(${toString cfg.port}, ${builtins.toJSON localAddress})
-      ''}
-      server.wait_for_open_port(22)
-      client.wait_for_unit("multi-user.target")
-      client.wait_for_open_port(${toString endpoint.port}, ${builtins.toJSON endpoint.host})
+        # The exit code is judged by the check around this test, after the reports are saved.
+        status, output = client.execute(${builtins.toJSON "${command} 2>&1"}, timeout=3600)
+        print(output)
 
-      client.succeed(
-          "install -D -m 0600 ${sshKeys.snakeOilPrivateKey} ${identity}",
-          "mkdir -p ${reportDir}",
-      )
+        client.succeed(f"echo {status} > ${reportDir}/harness-status")
 
-      # The harness's exit code is checked only after its report is saved, so that a failing
-      # scenario still leaves report.json and junit.xml in the test's output.
-      status, output = client.execute(${builtins.toJSON "${command} 2>&1"}, timeout=3600)
-      print(output)
-
-      # copy_from_machine replaced copy_from_vm in 2026; take whichever this driver has.
-      copy_out = getattr(client, "copy_from_machine", None) or client.copy_from_vm
-      for artefact in ("report.json", "junit.xml"):
-          path = f"${reportDir}/{artefact}"
-          if client.execute(f"test -f {path}")[0] == 0:
-              copy_out(path, "")
-          else:
-              client.log(f"bitpoll-harness wrote no {artefact}")
-
-      assert status == 0, (
-          f"bitpoll-harness run ${name} exited with {status} "
-          "(1: a step failed, 2: the run could not start); see report.json"
-      )
-    '';
-}
+        # copy_from_machine replaced copy_from_vm in 2026; take whichever this driver has.
+        copy_out = getattr(client, "copy_from_machine", None) or client.copy_from_vm
+        for artefact in ("harness-status", "report.json", "junit.xml"):
+            path = f"${reportDir}/{artefact}"
+            if client.execute(f"test -f {path}")[0] == 0:
+                copy_out(path, "")
+            else:
+                client.log(f"bitpoll-harness wrote no {artefact}")
+      '';
+  };
+in
+pkgs.runCommand "vm-test-${prefix}-${name}"
+  {
+    passthru = {
+      inherit run;
+      inherit (run) driverInteractive;
+    };
+    preferLocalBuild = true;
+  }
+  ''
+    mkdir -p "$out"
+    for artefact in report.json junit.xml; do
+      if [ -f ${run}/"$artefact" ]; then
+        cp ${run}/"$artefact" "$out/"
+      fi
+    done
+    status=$(cat ${run}/harness-status)
+    if [ "$status" != 0 ]; then
+      echo "bitpoll-harness run ${name} exited with $status (1: a step failed, 2: the run could not start); the reports are in ${run}" >&2
+      exit 1
+    fi
+  ''

@@ -7,8 +7,9 @@
 2. The tests themselves (needs nixpkgs' lib, NIXPKGS_LIB): each test is evaluated with
    nix-tests/tests/eval.nix, and its Python test script is run against stand-in machines that
    record every call: the order of the waits, the exact harness command line (target, base
-   URL, scenario file, reports, --var from the override), the reports copied out also when the
-   harness fails, and the test failing exactly when the harness does.
+   URL, scenario file, reports, --var from the override), the exit code and the reports copied
+   out also when the harness fails; and the shell script of the check around each test is run
+   on made-up test outputs: it keeps the reports and fails exactly when the harness did.
 
 Prints one line per check; exits 1 if any failed.
 """
@@ -169,7 +170,8 @@ def run_script(script: str, harness_status: int, reports_exist: bool, new_copy_a
         if command.startswith("bitpoll-harness "):
             return harness_status
         if command.startswith("test -f "):
-            return 0 if reports_exist else 1
+            # The script writes harness-status itself; the reports come from the harness.
+            return 0 if reports_exist or command.endswith("/harness-status") else 1
         return 0
 
     machines = {
@@ -183,6 +185,31 @@ def run_script(script: str, harness_status: int, reports_exist: bool, new_copy_a
     except AssertionError as exc:
         error = exc
     return calls, error
+
+
+def check_wrapper(attr: str, name: str, check_drv: dict) -> None:
+    """The check around the nixosTest: run its shell script on a made-up test output."""
+    for status, reports, should_pass in ((0, True, True), (1, True, False), (2, False, False)):
+        with tempfile.TemporaryDirectory() as tmp:
+            run, out = Path(tmp, "run"), Path(tmp, "out")
+            run.mkdir()
+            (run / "harness-status").write_text(f"{status}\n")
+            if reports:
+                (run / "report.json").write_text("{}")
+                (run / "junit.xml").write_text("<testsuites/>")
+            script = check_drv["script"].replace(check_drv["run"], str(run))
+            result = subprocess.run(["bash", "-euo", "pipefail", "-c", script], env={"out": str(out), "PATH": os.environ["PATH"]},
+                                    capture_output=True, text=True, timeout=30)
+            copied = sorted(p.name for p in out.iterdir()) if out.exists() else []
+            expected = ["junit.xml", "report.json"] if reports else []
+            passed = result.returncode == 0
+            check(
+                passed == should_pass and copied == expected
+                and (should_pass or f"bitpoll-harness run {name} exited with {status}" in result.stderr),
+                f"{attr}: the check {'passes' if should_pass else 'fails, naming the exit code,'} when the harness exits with {status}, "
+                f"and keeps {'both reports' if reports else 'what there is'}",
+                f"exit {result.returncode}, copied {copied}, {result.stderr.strip()}",
+            )
 
 
 def render(lib: str, *args: str) -> subprocess.CompletedProcess[str]:
@@ -328,28 +355,32 @@ def check_scripts(tests: dict, prefix: str, base_url: str, host: str, port: int)
         )
         check(test["name"] == f"{prefix}-{name}", f"{attr}: the test is named {prefix}-{name}", test["name"])
         check(port in test["firewall"], f"{attr}: the server's firewall opens port {port}", str(test["firewall"]))
+        status_files = [c[2] for c in calls if c[1] == "succeed" and "harness-status" in c[2]]
         copies = [c[2:] for c in calls if c[1] == "copy"]
         check(
-            copies == [("/tmp/bitpoll-harness/report.json", ""), ("/tmp/bitpoll-harness/junit.xml", "")] and error is None,
-            f"{attr}: a passing run copies report.json and junit.xml to $out and passes",
-            f"{copies}, {error}",
+            status_files == ["echo 0 > /tmp/bitpoll-harness/harness-status"]
+            and copies == [(f"/tmp/bitpoll-harness/{f}", "") for f in ("harness-status", "report.json", "junit.xml")]
+            and error is None,
+            f"{attr}: the run records the harness's exit code and copies it with report.json and junit.xml to $out",
+            f"{status_files}, {copies}, {error}",
         )
-
         calls, error = run_script(script, harness_status=1, reports_exist=True, new_copy_api=False)
         copies = [c[2:] for c in calls if c[1] == "copy"]
         check(
-            len(copies) == 2 and error is not None and "exited with 1" in str(error),
-            f"{attr}: a failing run still copies both reports (copy_from_vm on older drivers) and fails the test",
+            len(copies) == 3 and error is None
+            and [c[2] for c in calls if c[1] == "succeed" and "harness-status" in c[2]][-1].startswith("echo 1 "),
+            f"{attr}: a failing harness still leaves all three files (copy_from_vm on older drivers)",
             f"{copies}, {error}",
         )
         calls, error = run_script(script, harness_status=2, reports_exist=False, new_copy_api=True)
-        copies = [c for c in calls if c[1] == "copy"]
+        copies = [c[2:] for c in calls if c[1] == "copy"]
         logged = [c[2] for c in calls if c[1] == "log"]
         check(
-            copies == [] and len(logged) == 2 and error is not None and "exited with 2" in str(error),
-            f"{attr}: a run that could not start copies nothing, says so and fails the test",
-            f"{copies}, {logged}, {error}",
+            copies == [("/tmp/bitpoll-harness/harness-status", "")] and len(logged) == 2,
+            f"{attr}: a run that could not start leaves its exit code and says which reports are missing",
+            f"{copies}, {logged}",
         )
+        check_wrapper(attr, name, test["check"])
 
         scenario = (SCENARIOS / f"{name}.toml").read_text() if (SCENARIOS / f"{name}.toml").exists() else ""
         if "bitpoll-backup.service" in scenario:

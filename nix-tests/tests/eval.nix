@@ -3,7 +3,7 @@
 # services.bitpoll configuration that the module (module/default.nix with module/tests' NixOS
 # option stub) computes from the test's server modules. The result, as JSON, is what
 # nix-tests/tests/check_tests.py inspects and runs: each test's name, rendered Python test
-# script and client configuration.
+# script, client configuration, and the shell script of the check around it.
 #   nix-instantiate --eval --strict --json nix-tests/tests/eval.nix --arg libPath "$NIXPKGS_LIB"
 {
   libPath,
@@ -26,7 +26,18 @@ let
     inherit lib;
     path = ./stub-nixpkgs;
     writeText = name: _: storePath name;
-    testers.runNixOSTest = test: test;
+    # The nixosTest as its argument, with the output path the check around it reads.
+    testers.runNixOSTest =
+      test:
+      test
+      // {
+        outPath = storePath "vm-test-run-${test.name}";
+        driverInteractive = package "vm-test-run-${test.name}-driver";
+      };
+    runCommand = name: env: script: {
+      inherit name script;
+      inherit (env) passthru;
+    };
   };
 
   tests = import ../default.nix {
@@ -69,13 +80,18 @@ let
     };
 
   render =
-    test:
+    check:
     let
+      test = check.passthru.run;
       nodes.server = serverOf test;
       client = test.nodes.client { inherit nodes; };
     in
     {
       inherit (test) name;
+      check = {
+        inherit (check) name script;
+        run = test.outPath;
+      };
       testScript = test.testScript { inherit nodes; };
       firewall = nodes.server.networking.firewall.allowedTCPPorts;
       clientHosts = client.networking.hosts.content or { };
