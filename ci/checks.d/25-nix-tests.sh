@@ -10,7 +10,4 @@ if ! command -v nix-instantiate >/dev/null; then
   echo "error: nix-instantiate not found; run ci/install.d/10-debian.sh" >&2
   exit 1
 fi
-if [[ -z "${NIXPKGS_LIB:-}" ]]; then
-  echo "note: NIXPKGS_LIB is not set; the test scripts are not rendered (discovery still runs)"
-fi
 exec python3 nix-tests/tests/check_tests.py
