@@ -3,6 +3,7 @@
 use regex::Regex;
 use scraper::{Html, Selector};
 
+use crate::expect::without_final_newline;
 use crate::http::Response;
 use crate::scenario::{Capture, CaptureSource};
 use crate::target::Output;
@@ -37,8 +38,12 @@ pub fn capture(capture: &Capture, source: &Source) -> Result<String, String> {
             .map(str::to_string)
             .ok_or_else(|| format!("capture `{name}`: the response has no header {header}"))?,
         (CaptureSource::Body, Source::Http(response)) => response.body.clone(),
-        (CaptureSource::Stdout, Source::Command(output)) => output.stdout_text(),
-        (CaptureSource::Stderr, Source::Command(output)) => output.stderr_text(),
+        (CaptureSource::Stdout, Source::Command(output)) => {
+            without_final_newline(&output.stdout_text()).to_string()
+        }
+        (CaptureSource::Stderr, Source::Command(output)) => {
+            without_final_newline(&output.stderr_text()).to_string()
+        }
         _ => {
             return Err(format!(
                 "capture `{name}`: this step produced nothing to capture from"

@@ -29,10 +29,7 @@ pub fn check_text(label: &str, text: &str, matches: &TextMatch) -> Vec<String> {
             failures.push(format!("{label} contains {needle:?}, which it must not"));
         }
     }
-    // Regexes see the text without its final newline, so `$` ends a one-line output as it
-    // would in most regex dialects.
-    let subject = text.strip_suffix('\n').unwrap_or(text);
-    let subject = subject.strip_suffix('\r').unwrap_or(subject);
+    let subject = without_final_newline(text);
     for pattern in &matches.regex {
         match Regex::new(pattern) {
             Ok(regex) if regex.is_match(subject) => {}
@@ -41,6 +38,13 @@ pub fn check_text(label: &str, text: &str, matches: &TextMatch) -> Vec<String> {
         }
     }
     failures
+}
+
+/// Text without its final line break, so that `$` ends a one-line output as it does in most
+/// regex dialects and a captured line carries no newline.
+pub fn without_final_newline(text: &str) -> &str {
+    let text = text.strip_suffix('\n').unwrap_or(text);
+    text.strip_suffix('\r').unwrap_or(text)
 }
 
 pub fn check_command(expect: &Expect, output: &Output, timeout_text: &str) -> Vec<String> {
