@@ -25,12 +25,14 @@ Command line: see `bitpoll-testbed --help` and docs/testbed.md.  From Python (py
 """
 
 import argparse
+import base64
 import contextlib
 import fcntl
 import glob
 import hashlib
 import json
 import os
+import pwd
 import re
 import shutil
 import signal
@@ -360,7 +362,6 @@ def remove_orphaned_clusters():
 
 
 def as_postgres():
-    import pwd
     entry = pwd.getpwnam("postgres")
     return {"user": entry.pw_uid, "group": entry.pw_gid, "extra_groups": []} if os.geteuid() == 0 else {}
 
@@ -432,7 +433,6 @@ class Instance:
         """Secrets as systemd would provide them: one file per credential, 0400, in a 0500 dir."""
         os.makedirs(self.credentials_dir, exist_ok=True)
         os.chmod(self.credentials_dir, 0o700)
-        import base64
         values = {"secret_key": base64.urlsafe_b64encode(os.urandom(40)).decode(),
                   "encryption_key": base64.urlsafe_b64encode(os.urandom(32)).decode()}
         if self.db == "postgresql":

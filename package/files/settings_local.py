@@ -281,11 +281,12 @@ for _key, _value in _SETTINGS.items():
 
 # Templates append paths to it ("{{ base_url }}/poll/..."), so it never ends with a slash.
 BASE_URL = BASE_URL.rstrip("/")
-if isinstance(globals().get("SECURE_PROXY_SSL_HEADER"), list):
-    SECURE_PROXY_SSL_HEADER = tuple(SECURE_PROXY_SSL_HEADER)
-if isinstance(globals().get("OPENID_ADMIN_GROUPS"), str):
+# JSON has no tuples or compiled patterns: convert the settings that need them.
+if isinstance(_SETTINGS.get("SECURE_PROXY_SSL_HEADER"), list):
+    SECURE_PROXY_SSL_HEADER = tuple(_SETTINGS["SECURE_PROXY_SSL_HEADER"])
+if isinstance(_SETTINGS.get("OPENID_ADMIN_GROUPS"), str):
     try:
-        OPENID_ADMIN_GROUPS = re.compile(OPENID_ADMIN_GROUPS)
+        OPENID_ADMIN_GROUPS = re.compile(_SETTINGS["OPENID_ADMIN_GROUPS"])
     except re.error as _error:
         _fail(f"{_where('OPENID_ADMIN_GROUPS')} is not a valid regular expression: {_error}")
 
