@@ -52,7 +52,12 @@ let
       { }
     else
       let
-        value = import override { inherit pkgs lib packages; };
+        function = import override;
+        value =
+          if lib.isFunction function then
+            function { inherit pkgs lib packages; }
+          else
+            throw "${where}: must be a function of { pkgs, lib, packages, ... }, such as `_: { server = { ... }; }`";
         unknown = lib.subtractLists [
           "server"
           "client"
@@ -95,14 +100,16 @@ let
         serverConfig
         (overrides.server or { })
       ];
+      # The harness logs in as root with the snakeoil key below, keys only. Forced, because an
+      # administrator's configuration under validation may close SSH or root logins; the test
+      # needs them to look inside.
       services.openssh = {
-        enable = true;
-        # Key only: the harness logs in as root with the snakeoil key below.
-        settings.PermitRootLogin = "prohibit-password";
+        enable = lib.mkForce true;
+        settings.PermitRootLogin = lib.mkForce "prohibit-password";
       };
       users.users.root.openssh.authorizedKeys.keys = [ sshKeys.snakeOilPublicKey ];
       # Bitpoll, PostgreSQL and a second system generation (upgrade) need more than the default.
-      virtualisation.memorySize = 2048;
+      virtualisation.memorySize = lib.mkDefault 2048;
     };
 
     nodes.client =

@@ -349,7 +349,7 @@ def check_scripts(tests: dict, prefix: str, base_url: str, host: str, port: int)
         check(
             any(cmd.startswith("install -D -m 0600 ") and cmd.endswith(" /root/.ssh/id_ecdsa") for cmd in installs)
             and test["serverUser"] == ["ecdsa-sha2-nistp256 AAAAstub snakeoil"]
-            and test["serverSsh"]["settings"]["PermitRootLogin"] == "prohibit-password",
+            and test["serverSsh"] == {"enable": True, "PermitRootLogin": "prohibit-password"},
             f"{attr}: the client's key is private and the server accepts it for root, keys only",
             str(installs),
         )
@@ -386,9 +386,20 @@ def check_scripts(tests: dict, prefix: str, base_url: str, host: str, port: int)
         if "bitpoll-backup.service" in scenario:
             check(bitpoll["backup"], f"{attr}: the scenario uses bitpoll-backup.service, so the server has backups on")
         if name == "upgrade":
-            check(bitpoll["package"] == "bitpoll-0.10.0", "vm-upgrade: the server boots the previous release", bitpoll["package"])
+            check(bitpoll["package"] == "bitpoll-0.10.0", f"{attr}: the server boots the previous release", bitpoll["package"])
+            check(
+                "switch_command=/nix/store/00000000000000000000000000000000-nixos-system-server-test/specialisation/upgraded/bin/switch-to-configuration test"
+                in argv,
+                f"{attr}: the harness switches to the specialisation by the system's store path",
+                str(argv),
+            )
+            check(
+                test["specialisation"] == {"upgraded": "bitpoll-0.11.0"},
+                f"{attr}: the specialisation `upgraded` runs the current release",
+                str(test["specialisation"]),
+            )
         if name == "postgresql":
-            check(bitpoll["database"] == "postgresql", "vm-postgresql: the server uses PostgreSQL", bitpoll["database"])
+            check(bitpoll["database"] == "postgresql", f"{attr}: the server uses PostgreSQL", bitpoll["database"])
         vars_given = [a for a in argv if "=" in a and argv[argv.index(a) - 1] == "--var"]
         if vars_given:
             print(f"     {attr}: --var " + " --var ".join(vars_given))

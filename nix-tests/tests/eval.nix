@@ -58,8 +58,23 @@ let
   # The server as the test script sees it: services.bitpoll evaluated from the server's modules
   # (other NixOS options are not declared by the stub and are dropped), plus the two attributes
   # the test framework provides.
-  serverOf =
+  serverOf = test: serverWith test [ ];
+
+  # A specialisation inherits its parent's configuration (inheritParentConfig's default): the
+  # server's modules plus its own.
+  specialisationsOf =
     test:
+    let
+      declared = lib.foldl' (acc: module: acc // (module.specialisation or { })) { } (
+        builtins.filter builtins.isAttrs test.nodes.server.imports
+      );
+    in
+    lib.mapAttrs (
+      _: special: (serverWith test [ special.configuration ]).services.bitpoll.package.name
+    ) declared;
+
+  serverWith =
+    test: extra:
     let
       eval = lib.evalModules {
         modules = [
@@ -71,13 +86,16 @@ let
             services.postgresql.package = fakePkgs.postgresql;
           }
         ]
-        ++ test.nodes.server.imports;
+        ++ test.nodes.server.imports
+        ++ extra;
       };
     in
     lib.recursiveUpdate eval.config {
       system.build.toplevel = storePath "nixos-system-server-test";
       networking.primaryIPAddress = "192.168.1.2";
     };
+
+  unwrap = value: if value._type or null == "override" then value.content else value;
 
   render =
     check:
@@ -97,8 +115,13 @@ let
       clientHosts = client.networking.hosts.content or { };
       clientHostsEnabled = client.networking.hosts.condition or false;
       clientEtc = lib.mapAttrs (_: file: toString file.source) client.environment.etc;
+      specialisation = specialisationsOf test;
       serverUser = test.nodes.server.users.users.root.openssh.authorizedKeys.keys;
-      serverSsh = test.nodes.server.services.openssh;
+      # Without mkForce's wrapper: the values the server ends up with.
+      serverSsh = {
+        enable = unwrap test.nodes.server.services.openssh.enable;
+        PermitRootLogin = unwrap test.nodes.server.services.openssh.settings.PermitRootLogin;
+      };
       bitpoll = {
         inherit (nodes.server.services.bitpoll)
           baseUrl
