@@ -401,7 +401,7 @@ def check_scripts(tests: dict, prefix: str, base_url: str, host: str, port: int)
         if name == "postgresql":
             check(bitpoll["database"] == "postgresql", f"{attr}: the server uses PostgreSQL", bitpoll["database"])
         vars_given = [a for a in argv if "=" in a and argv[argv.index(a) - 1] == "--var"]
-        if vars_given:
+        if vars_given and prefix == "bitpoll":
             print(f"     {attr}: --var " + " --var ".join(vars_given))
 
 
