@@ -19,18 +19,30 @@
       pythonModules = import ./package/python-modules;
       # Bitpoll built with the given nixpkgs instance.
       bitpollFor = pkgs: pkgs.callPackage ./package { };
+      # This flake's packages, built with the given nixpkgs instance.
+      packagesFor =
+        pkgs:
+        let
+          bitpoll = bitpollFor pkgs;
+        in
+        {
+          inherit bitpoll;
+          # The release before, for the upgrade scenario (package/previous.nix).
+          bitpoll_0_10 = pkgs.callPackage ./package/previous.nix { };
+          bitpoll-harness = pkgs.callPackage ./nix-tests/bitpoll-harness.nix { };
+          default = bitpoll;
+        };
       # The systems whose checks include the VM tests (they need KVM on the builder).
       vmTestSystems = [ "x86_64-linux" ];
-      # The VM tests of nix-tests/ for a nixpkgs instance; `module` and `only` as in
-      # nix-tests/default.nix.
+      # The VM tests of nix-tests/ with the given nixpkgs instance and this flake's packages
+      # built with it; `module` and `only` as in nix-tests/default.nix.
       vmTestsFor =
-        pkgs: args:
+        pkgs: packages: args:
         import ./nix-tests (
           {
-            inherit pkgs;
+            inherit pkgs packages;
             bitpollModule = self.nixosModules.bitpoll;
-            harness = (packagesOf pkgs).bitpoll-harness;
-            packages = packagesOf pkgs;
+            harness = packages.bitpoll-harness;
           }
           // args
         );
@@ -44,19 +56,7 @@
         pythonPackagesExtensions = prev.pythonPackagesExtensions ++ [ pythonModules ];
       };
 
-      packages = forAllSystems (
-        pkgs:
-        let
-          bitpoll = bitpollFor pkgs;
-        in
-        {
-          inherit bitpoll;
-          # The release before, for the upgrade scenario (package/previous.nix).
-          bitpoll_0_10 = pkgs.callPackage ./package/previous.nix { };
-          bitpoll-harness = pkgs.callPackage ./nix-tests/bitpoll-harness.nix { };
-          default = bitpoll;
-        }
-      );
+      packages = forAllSystems packagesFor;
 
       apps = forAllSystems (
         pkgs:
@@ -81,7 +81,8 @@
         #     module = ./bitpoll.nix;            # configures services.bitpoll
         #     scenarios = [ "deployment" ];      # optional; default: all
         #   }
-        # `pkgs` may replace `system` to build with another nixpkgs instance.
+        # `pkgs` may replace `system` to build everything (Bitpoll, the harness, the VMs) with
+        # another nixpkgs instance.
         mkValidationTest =
           {
             module,
@@ -93,7 +94,7 @@
                 nixpkgs.legacyPackages.${system},
             scenarios ? null,
           }:
-          vmTestsFor pkgs {
+          vmTestsFor pkgs (packagesFor pkgs) {
             inherit module;
             only = scenarios;
           };
@@ -163,7 +164,9 @@
                 touch "$out"
               '';
         }
-        // lib.optionalAttrs (lib.elem pkgs.stdenv.hostPlatform.system vmTestSystems) (vmTestsFor pkgs { })
+        // lib.optionalAttrs (lib.elem pkgs.stdenv.hostPlatform.system vmTestSystems) (
+          vmTestsFor pkgs packages { }
+        )
       );
     };
 }
