@@ -294,6 +294,119 @@ def check_override_errors(lib: str) -> None:
         )
 
 
+def check_flake(lib: str, names: list[str]) -> None:
+    """The flake's outputs, evaluated with nix-tests/tests/fake-nixpkgs.nix in place of nixpkgs."""
+    with tempfile.TemporaryDirectory() as tmp:
+        fake = Path(tmp, "flake.nix")
+        fake.write_text(
+            "{ outputs = _: import %s { libPath = %s; }; }\n" % (NIX_TESTS / "tests" / "fake-nixpkgs.nix", lib)
+        )
+        nix = ["nix", "--extra-experimental-features", "nix-command flakes"]
+        common = ["--impure", "--override-input", "nixpkgs", f"path:{tmp}", "--no-write-lock-file"]
+
+        def flake_eval(attr: str, apply: str | None = None) -> subprocess.CompletedProcess[str]:
+            return subprocess.run(
+                [*nix, "eval", "--json", *common, f"{ROOT}#{attr}", *(["--apply", apply] if apply else [])],
+                capture_output=True, text=True, timeout=120,
+            )
+
+        shown = subprocess.run([*nix, "flake", "show", "--json", *common, str(ROOT)], capture_output=True, text=True, timeout=120)
+        check(shown.returncode == 0, "flake: the outputs evaluate", shown.stderr.strip()[-2000:])
+        if shown.returncode != 0:
+            return
+        outputs = json.loads(shown.stdout)
+        base = ["bitpoll", "bitpoll-harness", "bitpoll_0_10", "hardening", "harness-tests", "nix-lint"]
+        vm = [f"vm-{n}" for n in names]
+        check(
+            sorted(outputs["checks"]["x86_64-linux"]) == sorted(base + vm),
+            "flake: checks.x86_64-linux are the packages, lint, hardening, unit tests and one vm-NAME per scenario",
+            str(sorted(outputs["checks"]["x86_64-linux"])),
+        )
+        check(
+            sorted(outputs["checks"]["aarch64-linux"]) == sorted(base),
+            "flake: checks.aarch64-linux have everything but the VM tests",
+            str(sorted(outputs["checks"]["aarch64-linux"])),
+        )
+        for system in ("x86_64-linux", "aarch64-linux"):
+            check(
+                "bitpoll-harness" in outputs["packages"][system]
+                and sorted(outputs["apps"][system]) == ["bitpoll-harness", "default"],
+                f"flake: packages.{system}.bitpoll-harness and apps.{system}.{{bitpoll-harness,default}}",
+            )
+        result = flake_eval("apps.x86_64-linux.default.program")
+        check(
+            result.returncode == 0 and json.loads(result.stdout).endswith("-bitpoll-harness-0.1.0/bin/bitpoll-harness"),
+            "flake: the default app runs bin/bitpoll-harness of the package",
+            result.stdout + result.stderr,
+        )
+
+        # lib.fileset needs builtins.readFileType (Nix 2.14); older Nix evaluates all but `src`.
+        has_file_type = nix_eval("builtins ? readFileType").stdout.strip() == "true"
+        result = flake_eval(
+            "packages.x86_64-linux.bitpoll-harness",
+            "d: { inherit (d) pname version doCheck; lock = toString d.cargoLock.lockFile;"
+            + (" src = builtins.attrNames (builtins.readDir d.src);" if has_file_type else "")
+            + " native = map (x: x.name) d.nativeBuildInputs; inputs = map (x: x.name) d.buildInputs; main = d.meta.mainProgram; }",
+        )
+        harness = json.loads(result.stdout) if result.returncode == 0 else {}
+        version = next(line.split('"')[1] for line in (ROOT / "harness" / "Cargo.toml").read_text().splitlines() if line.startswith("version"))
+        check(
+            harness.get("pname") == "bitpoll-harness" and harness.get("version") == version
+            and harness.get("lock", "").endswith("/Cargo.lock")
+            and harness.get("native") == ["pkg-config"] and harness.get("inputs") == ["openssl", "zlib"]
+            and harness.get("doCheck") is False and harness.get("main") == "bitpoll-harness",
+            f"flake: bitpoll-harness {version} from Cargo.lock, with pkg-config, OpenSSL and zlib for libssh2-sys",
+            result.stderr.strip() or str(harness),
+        )
+        if has_file_type:
+            check(
+                harness.get("src") == ["Cargo.lock", "Cargo.toml", "harness"],
+                "flake: bitpoll-harness is built from Cargo.toml, Cargo.lock and harness/ only",
+                str(harness.get("src")),
+            )
+        else:
+            print("SKIPPED the harness's source set: lib.fileset needs builtins.readFileType, which this Nix (< 2.14) lacks")
+        result = flake_eval(
+            "checks.x86_64-linux.harness-tests", "d: { inherit (d) name doCheck cargoTestFlags; }"
+        )
+        check(
+            result.returncode == 0
+            and json.loads(result.stdout) == {"name": f"bitpoll-harness-unit-tests-{version}", "doCheck": True, "cargoTestFlags": ["--lib"]},
+            "flake: checks.harness-tests runs the library's unit tests",
+            result.stdout + result.stderr,
+        )
+        result = flake_eval("checks.x86_64-linux.vm-upgrade", "d: { inherit (d) name; run = d.passthru.run.name; test = d.passthru.run.test.name; }")
+        check(
+            result.returncode == 0
+            and json.loads(result.stdout) == {"name": "vm-test-bitpoll-upgrade", "run": "vm-test-run-bitpoll-upgrade", "test": "bitpoll-upgrade"}
+            if "upgrade" in names else True,
+            "flake: checks.vm-NAME is the verdict on its nixosTest, passthru.run",
+            result.stdout + result.stderr,
+        )
+        result = flake_eval(
+            "lib.mkValidationTest",
+            'f: builtins.mapAttrs (_: t: t.name) (f { system = "x86_64-linux"; scenarios = [ "%s" ]; '
+            'module = { services.bitpoll.allowedHosts = [ "polls.example.org" ]; }; })' % names[0],
+        )
+        check(
+            result.returncode == 0 and json.loads(result.stdout) == {f"vm-{names[0]}": f"vm-test-bitpoll-validate-{names[0]}"},
+            "flake: lib.mkValidationTest builds the named scenarios' tests with the given module",
+            result.stdout + result.stderr,
+        )
+        result = flake_eval("lib.mkValidationTest", 'f: builtins.attrNames (f { system = "x86_64-linux"; module = { }; scenarios = [ "nope" ]; })')
+        check(
+            result.returncode != 0 and "no scenario `nope`; the scenarios are: " + ", ".join(names) in result.stderr,
+            "flake: lib.mkValidationTest names the scenarios when given an unknown one",
+            result.stderr.strip(),
+        )
+        result = flake_eval("lib.mkValidationTest", "f: builtins.attrNames (f { module = { }; })")
+        check(
+            result.returncode != 0 and "mkValidationTest: pass `system`" in result.stderr,
+            "flake: lib.mkValidationTest asks for a system",
+            result.stderr.strip(),
+        )
+
+
 def check_scripts(tests: dict, prefix: str, base_url: str, host: str, port: int) -> None:
     for attr, test in sorted(tests.items()):
         name = attr.removeprefix("vm-")
@@ -415,6 +528,7 @@ def main() -> int:
         check_rendered_tests(names, lib)
         check_validation_tests(lib)
         check_override_errors(lib)
+        check_flake(lib, names)
     print(f"{len(failures)} failed" if failures else "all nix-tests checks passed")
     return 1 if failures else 0
 
