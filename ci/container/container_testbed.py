@@ -59,6 +59,29 @@ CONTAINER_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 STARTED_UNITS = ("bitpoll.socket", "bitpoll.service", "bitpoll-backup.timer", "bitpoll-clearsessions.timer")
 CGROUP_PREFIX = "bitpoll-container-"
 
+# Installed in the container as /usr/local/sbin/bitpoll-testbed-switch.
+SWITCH_SCRIPT = """\
+#!/bin/sh
+# bitpoll-testbed-switch VERSION: what `nixos-rebuild switch` does when Bitpoll's package changes.
+# The module sets stopIfChanged = false, so NixOS installs the new units, reloads systemd and
+# restarts bitpoll.service; the socket unit stays up (switch-to-configuration leaves sockets
+# alone), so no connection is refused. Written by ci/container/container_testbed.py.
+set -eu
+packages=/etc/bitpoll-testbed/packages
+if [ $# -ne 1 ] || [ ! -d "$packages/$1" ]; then
+  echo "bitpoll-testbed-switch: usage: bitpoll-testbed-switch VERSION, one of: $(ls "$packages" | tr '\\n' ' ')" >&2
+  exit 2
+fi
+for unit in "$packages/$1"/*.service "$packages/$1"/*.timer; do
+  install -m 0644 "$unit" /etc/systemd/system/
+done
+install -m 0755 "$packages/$1/bitpoll-manage" /usr/local/bin/bitpoll-manage
+systemctl daemon-reload
+systemctl restart bitpoll.service
+echo "$1" > /etc/bitpoll-testbed/current
+echo "bitpoll-testbed-switch: Bitpoll $1 is running"
+"""
+
 
 class TestbedError(Exception):
     """A failure with a one-line message for the user (and, when useful, a log excerpt)."""
@@ -235,7 +258,8 @@ class Layout:
             return store / container_path[len(STORE) + 1 :]
 
         mounts: list[tuple[Path, str]] = [(self.base_prefix, self.c_base)]
-        host(self.c_base).mkdir(parents=True)
+        # Two packages may share an interpreter (and then one store path for it).
+        host(self.c_base).mkdir(parents=True, exist_ok=True)
         if self.venv:
             env = host(self.c_env)
             (env / "bin").mkdir(parents=True)
@@ -426,10 +450,13 @@ class Container:
 
     # -- up ---------------------------------------------------------------------------------
 
-    def up(self, layout_bin: Path | None, db: str = "sqlite", boot_timeout: float = 60, start_timeout: float = 120, render_args: list[str] | None = None, settings: dict | None = None) -> dict:
+    def up(self, layout_bin: Path | None, db: str = "sqlite", boot_timeout: float = 60, start_timeout: float = 120, render_args: list[str] | None = None, settings: dict | None = None, other_layout_bins: list[Path] | tuple = ()) -> dict:
         """Boot a container; with `layout_bin`, install and start Bitpoll in it. `settings` are
         applied over the testbed's own (ALLOWED_HOSTS, BASE_URL and, for PostgreSQL,
-        DATABASES), as the module's freeform `settings` are. Returns the KEY=VALUE map."""
+        DATABASES), as the module's freeform `settings` are. `other_layout_bins` are further
+        packages, installed in the store with their units rendered but not active: inside,
+        `bitpoll-testbed-switch VERSION` switches to one as `nixos-rebuild switch` would.
+        Returns the KEY=VALUE map."""
         if os.geteuid() != 0:
             raise TestbedError("the container testbed needs root (systemd-nspawn, overlay and bind mounts)")
         for tool in ("systemd-nspawn", "nsenter", "ssh-keygen", "nix-instantiate"):
@@ -446,8 +473,15 @@ class Container:
                 raise TestbedError(f"cannot clean up the previous container in {self.dir}: {problems[0]}")
 
         layout = Layout(layout_bin) if layout_bin else None
-        if layout:
-            layout.ensure_readable()
+        others = [Layout(path) for path in other_layout_bins]
+        if others and not layout:
+            raise TestbedError("other packages need an active one: pass --src or --layout-bin too")
+        versions = [candidate.version for candidate in [layout, *others] if candidate]
+        if len(set(versions)) != len(versions):
+            raise TestbedError(f"two packages with the same version ({', '.join(versions)}); bitpoll-testbed-switch tells them apart by version")
+        for candidate in [layout, *others]:
+            if candidate:
+                candidate.ensure_readable()
         if db not in ("sqlite", "postgresql"):
             raise TestbedError(f"unknown database '{db}'; use sqlite or postgresql")
         if db == "postgresql" and not layout:
@@ -458,7 +492,7 @@ class Container:
         # process may have set 077, which would leave "/" unreadable for the container's users).
         umask = os.umask(0o022)
         try:
-            return self._up(base, layout, db, boot_timeout, start_timeout, render_args or [], settings or {})
+            return self._up(base, layout, others, db, boot_timeout, start_timeout, render_args or [], settings or {})
         except BaseException:
             # Stop whatever started, but keep the files (console.log, the writable layer) for
             # a look at what went wrong; the next `up` or `down` removes them.
@@ -467,7 +501,7 @@ class Container:
         finally:
             os.umask(umask)
 
-    def _up(self, base: Path, layout: "Layout | None", db: str, boot_timeout: float, start_timeout: float, render_args: list[str], extra_settings: dict) -> dict:
+    def _up(self, base: Path, layout: "Layout | None", others: list["Layout"], db: str, boot_timeout: float, start_timeout: float, render_args: list[str], extra_settings: dict) -> dict:
         started = time.monotonic()
         self.dir.mkdir(parents=True, exist_ok=True)
         name = f"bitpoll-{os.urandom(3).hex()}"
@@ -489,8 +523,9 @@ class Container:
         store = self.dir / "store"
         store.mkdir()
         if layout:
-            binds = layout.assemble(store)
-            self._stage_bitpoll(root, layout, db, state, render_args, extra_settings)
+            for candidate in [layout, *others]:
+                binds += [bind for bind in candidate.assemble(store) if bind not in binds]
+            self._stage_bitpoll(root, layout, others, db, state, render_args, extra_settings)
         self._boot(root, store if layout else None, binds, state, boot_timeout)
         if layout:
             self._start_bitpoll(state, start_timeout)
@@ -539,7 +574,7 @@ class Container:
         wants.mkdir(parents=True, exist_ok=True)
         (wants / "ssh.service").symlink_to("/lib/systemd/system/ssh.service")
 
-    def _stage_bitpoll(self, root: Path, layout: Layout, db: str, state: dict, render_args: list[str], extra_settings: dict) -> None:
+    def _stage_bitpoll(self, root: Path, layout: Layout, others: list[Layout], db: str, state: dict, render_args: list[str], extra_settings: dict) -> None:
         """Bitpoll's settings, units, user and directories, as the NixOS module lays them out."""
         port = state["http_port"]
         base_url = f"http://127.0.0.1:{port}"
@@ -557,29 +592,43 @@ class Container:
         settings.update(extra_settings)
         settings_path = f"{STORE}/{store_hash('settings', json.dumps(settings, sort_keys=True))}-bitpoll-settings.json"
         (self.dir / "store" / settings_path[len(STORE) + 1 :]).write_text(json.dumps(settings, indent=2) + "\n")
-        units = self.dir / "units"
-        cmd = [
-            sys.executable, str(RENDER_UNITS), str(units),
-            "--package", layout.c_package,
-            "--settings-file", settings_path,
-            "--state-dir", SERVICE_STATE_DIR,
-            "--address", "127.0.0.1", "--port", str(port),
-            "--backup-dir", BACKUP_DIR,
-            "--env", f"PATH={CONTAINER_PATH}",
-            "--systemd-run", "/usr/bin/systemd-run",
-            *render_args,
-        ]
-        run(cmd)
+        # Every package's units, rendered with its store path, kept in the container for
+        # bitpoll-testbed-switch; the active package's are installed.
+        packages = root / "etc/bitpoll-testbed/packages"
+        packages.mkdir(parents=True)
+        for candidate in [layout, *others]:
+            units = self.dir / "units" / candidate.version
+            run([
+                sys.executable, str(RENDER_UNITS), str(units),
+                "--package", candidate.c_package,
+                "--settings-file", settings_path,
+                "--state-dir", SERVICE_STATE_DIR,
+                "--address", "127.0.0.1", "--port", str(port),
+                "--backup-dir", BACKUP_DIR,
+                "--env", f"PATH={CONTAINER_PATH}",
+                "--systemd-run", "/usr/bin/systemd-run",
+                *render_args,
+            ])
+            kept = packages / candidate.version
+            kept.mkdir()
+            for unit in sorted(units.iterdir()):
+                if unit.is_file() and unit.suffix in (".service", ".socket", ".timer"):
+                    shutil.copyfile(unit, kept / unit.name)
+            shutil.copyfile(units / "bin/bitpoll-manage", kept / "bitpoll-manage")
         system = root / "etc/systemd/system"
-        for unit in sorted(units.iterdir()):
-            if unit.is_file() and unit.suffix in (".service", ".socket", ".timer"):
+        for unit in sorted((packages / layout.version).iterdir()):
+            if unit.suffix in (".service", ".socket", ".timer"):
                 shutil.copyfile(unit, system / unit.name)
-        tmpfiles = units / "tmpfiles.d/bitpoll.conf"
+        (root / "etc/bitpoll-testbed/current").write_text(layout.version + "\n")
+        tmpfiles = self.dir / "units" / layout.version / "tmpfiles.d/bitpoll.conf"
         if tmpfiles.is_file():
             shutil.copyfile(tmpfiles, root / "etc/tmpfiles.d/bitpoll.conf")
         manage = root / "usr/local/bin/bitpoll-manage"
-        shutil.copyfile(units / "bin/bitpoll-manage", manage)
+        shutil.copyfile(packages / layout.version / "bitpoll-manage", manage)
         manage.chmod(0o755)
+        switch = root / "usr/local/sbin/bitpoll-testbed-switch"
+        switch.write_text(SWITCH_SCRIPT)
+        switch.chmod(0o755)
         # The service's system user, created by systemd-sysusers at boot like NixOS's
         # users.users.bitpoll (isSystemUser, own group, home in the state directory).
         (root / "etc/sysusers.d").mkdir(parents=True, exist_ok=True)
@@ -587,7 +636,8 @@ class Container:
         # The host's Python links libpython by an rpath under /root, which ProtectHome= hides
         # from the service; the dynamic loader falls back to ld.so.cache, which learns the
         # interpreter's store path after boot (ldconfig needs the bind mounts in place).
-        (root / "etc/ld.so.conf.d/bitpoll-python.conf").write_text(f"{layout.c_base}/lib\n")
+        bases = sorted({candidate.c_base for candidate in [layout, *others]})
+        (root / "etc/ld.so.conf.d/bitpoll-python.conf").write_text("".join(f"{base}/lib\n" for base in bases))
         state.update(
             base_url=base_url,
             package=layout.c_package,
@@ -595,8 +645,9 @@ class Container:
             settings_file=settings_path,
             service_state_dir=SERVICE_STATE_DIR,
             backup_dir=BACKUP_DIR,
-            units=str(units),
+            units=str(self.dir / "units" / layout.version),
             version=layout.version,
+            packages={candidate.version: candidate.c_package for candidate in [layout, *others]},
             db=db,
         )
         self.save(state)
@@ -818,6 +869,7 @@ class Container:
                 SERVICE_STATE_DIR=state["service_state_dir"],
                 BACKUP_DIR=state["backup_dir"],
                 BITPOLL_VERSION=state["version"],
+                PACKAGES=",".join(f"{version}={path}" for version, path in state["packages"].items()),
             )
         if "up_seconds" in state:
             values["UP_SECONDS"] = str(state["up_seconds"])

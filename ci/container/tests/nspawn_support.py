@@ -10,7 +10,10 @@ import html.parser
 import http.cookiejar
 import os
 import shutil
+import subprocess
 import sys
+import threading
+import time
 import urllib.error
 import urllib.parse
 import urllib.request
@@ -22,7 +25,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import container_testbed as testbed  # noqa: E402
 
-__all__ = ["Browser", "create_poll", "host_problem", "journal", "require_host", "sh", "show", "testbed"]
+__all__ = ["Browser", "create_poll", "host_problem", "journal", "require_host", "requests_across", "sh", "show", "testbed"]
 
 
 def host_problem() -> str | None:
@@ -122,3 +125,78 @@ def create_poll(base_url, slug, title, choices=("Tea", "Coffee")):
     assert status == 302, f"adding choices: {status} {body[:500]}"
     return browser
 
+
+def fetch(url: str) -> tuple[float, float, int | str]:
+    """(sent, answered, status or error) for one GET; bounded by its own timeout."""
+    started = time.monotonic()
+    try:
+        with urllib.request.urlopen(url, timeout=60) as response:
+            response.read()
+            outcome: int | str = response.status
+    except Exception as exc:  # any failure is a refused or lost request
+        outcome = f"{type(exc).__name__}: {exc}"
+    return started, time.monotonic(), outcome
+
+
+class Load:
+    """What requests_across saw."""
+
+    def __init__(self, steady, burst, still_activating, returncode, stdout, stderr, seconds):
+        self.steady, self.burst, self.still_activating = steady, burst, still_activating
+        self.returncode, self.stdout, self.stderr, self.seconds = returncode, stdout, stderr, seconds
+
+    def check(self):
+        print(f"\n{len(self.burst)} requests sent at once while bitpoll.service was activating, "
+              f"{len(self.steady)} more from 4 steady clients; the restart took {self.seconds:.2f} s")
+        failures = [r for r in self.steady + self.burst if r[2] != 200]
+        assert len(self.burst) == 200 and len(self.steady) == 100
+        assert not failures, failures[:5]
+        assert self.still_activating, "the service was already serving again when the last request was sent; the test proved little"
+
+
+def requests_across(container, command, base_url=None) -> Load:
+    """Run `command` (which restarts bitpoll.service) under load, all on 127.0.0.1: four
+    clients send 25 requests each across the whole restart (the old server stopping with
+    requests in flight, the gap, the new server starting), and once the unit is "activating"
+    (the old server gone, the new one not yet serving) 200 requests are sent at once."""
+    base = base_url or container.info_values["BASE_URL"]
+    steady: list = []
+    burst: list = []
+    lock = threading.Lock()
+
+    def steady_client():
+        for _ in range(25):
+            result = fetch(base + "/")
+            with lock:
+                steady.append(result)
+            time.sleep(0.01)
+
+    def burst_client():
+        result = fetch(base + "/")
+        with lock:
+            burst.append(result)
+
+    clients = [threading.Thread(target=steady_client) for _ in range(4)]
+    for thread in clients:
+        thread.start()
+    while len(steady) < 20 and any(t.is_alive() for t in clients):
+        time.sleep(0.01)
+    started = time.monotonic()
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = started + 120
+    while show(container, "bitpoll.service", "ActiveState")["ActiveState"] != "activating":
+        if process.poll() is not None or time.monotonic() > deadline:
+            process.kill()
+            stdout, stderr = process.communicate()
+            raise AssertionError(f"missed the restart's activating phase: {stdout} {stderr}")
+        time.sleep(0.02)
+    burst_threads = [threading.Thread(target=burst_client) for _ in range(200)]
+    for thread in burst_threads:
+        thread.start()
+    still_activating = show(container, "bitpoll.service", "ActiveState")["ActiveState"] == "activating"
+    stdout, stderr = process.communicate(timeout=300)
+    seconds = time.monotonic() - started
+    for thread in burst_threads + clients:
+        thread.join(timeout=120)
+    assert not any(t.is_alive() for t in burst_threads + clients), "requests still hanging"
+    return Load(steady, burst, still_activating, process.returncode, stdout, stderr, seconds)

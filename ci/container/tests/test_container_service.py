@@ -12,14 +12,12 @@ import ast
 import os
 import re
 import subprocess
-import threading
 import time
-import urllib.request
 from pathlib import Path
 
 import pytest
 
-from nspawn_support import create_poll, journal, require_host, sh, show, testbed
+from nspawn_support import create_poll, journal, require_host, requests_across, sh, show, testbed
 
 
 @pytest.fixture(scope="session")
@@ -204,72 +202,14 @@ def test_memory_and_system_call_restrictions_hold_for_bitpoll_code(container):
     assert free == {"map_rw": "ok", "map_wx": "ok", "lower_priority": "ok"}, free
 
 
-def fetch(url: str) -> tuple[float, float, int | str]:
-    """(sent, answered, status or error) for one GET; bounded by its own timeout."""
-    started = time.monotonic()
-    try:
-        with urllib.request.urlopen(url, timeout=60) as response:
-            response.read()
-            outcome: int | str = response.status
-    except Exception as exc:  # any failure is a refused or lost request
-        outcome = f"{type(exc).__name__}: {exc}"
-    return started, time.monotonic(), outcome
-
-
 def test_restart_through_the_socket_refuses_no_request(container):
     """Socket activation: the listening socket stays with systemd, so connections made while no
     server runs wait in its backlog for the next one instead of being refused."""
-    base = container.info_values["BASE_URL"]
     before = show(container, "bitpoll.service", "MainPID")["MainPID"]
-    steady: list[tuple[float, float, int | str]] = []
-    burst: list[tuple[float, float, int | str]] = []
-    lock = threading.Lock()
-
-    def steady_client():
-        # Across the whole restart: the old server stopping with requests in flight, the gap,
-        # the new server starting.
-        for _ in range(25):
-            result = fetch(base + "/")
-            with lock:
-                steady.append(result)
-            time.sleep(0.01)
-
-    def burst_client():
-        result = fetch(base + "/")
-        with lock:
-            burst.append(result)
-
-    clients = [threading.Thread(target=steady_client) for _ in range(4)]
-    for thread in clients:
-        thread.start()
-    while len(steady) < 20 and any(t.is_alive() for t in clients):
-        time.sleep(0.01)
-    restart = subprocess.Popen(container.command(["systemctl", "restart", "bitpoll.service"]), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    # Once the old server is gone and the new one not yet serving (the unit is "activating":
-    # prestart, then gunicorn loading Bitpoll), 200 requests are sent at once.
-    deadline = time.monotonic() + 60
-    while show(container, "bitpoll.service", "ActiveState")["ActiveState"] != "activating":
-        assert restart.poll() is None and time.monotonic() < deadline, "missed the restart's activating phase"
-        time.sleep(0.02)
-    burst_threads = [threading.Thread(target=burst_client) for _ in range(200)]
-    for thread in burst_threads:
-        thread.start()
-    all_sent = time.monotonic()
-    still_activating = show(container, "bitpoll.service", "ActiveState")["ActiveState"] == "activating"
-    _, stderr = restart.communicate(timeout=180)
-    restart_done = time.monotonic()
-    for thread in burst_threads + clients:
-        thread.join(timeout=120)
-    assert not any(t.is_alive() for t in burst_threads + clients)
-    assert restart.returncode == 0, stderr + journal(container)
+    load = requests_across(container, container.command(["systemctl", "restart", "bitpoll.service"]))
+    assert load.returncode == 0, load.stderr + journal(container)
     assert show(container, "bitpoll.service", "MainPID")["MainPID"] != before, "the service was not restarted"
-
-    print(f"\nrestart: 200 requests sent while the service was activating ({all_sent - min(r[0] for r in burst):.2f} s to send, "
-          f"restart done {restart_done - all_sent:.2f} s later), {len(steady)} more from 4 steady clients")
-    failures = [r for r in steady + burst if r[2] != 200]
-    assert len(burst) == 200 and len(steady) == 100
-    assert not failures, failures[:5]
-    assert still_activating, "the service was already serving again when the last request was sent; the test proved little"
+    load.check()
 
 
 def test_backup_timer_service_leaves_a_verified_archive(container):
