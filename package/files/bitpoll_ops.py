@@ -602,14 +602,22 @@ def cmd_restore(env, args):
             raise OpsError(f"{args.archive} holds a {manifest['database']['engine']} database but this "
                            f"instance uses {database.kind}; restore it into a matching configuration")
         backup_dir = os.path.abspath(args.backup_dir or env.backup_dir)
+        safety = None
         if database.kind == "postgresql" or os.path.exists(database.name):
             safety = create_archive(env, backup_dir, prefix=SAFETY_PREFIX)
             say(f"safety backup of the current state: {safety}")
         else:
             say("no current database; no safety backup needed")
         staged = os.path.join(staging, manifest["database"]["member"].replace("/", "__"))
-        restore_database(env, database, staged, staging)
-        restore_secrets(env, staging)
+        try:
+            restore_database(env, database, staged, staging)
+            restore_secrets(env, staging)
+        except (OpsError, OSError) as error:
+            # The database and the secrets belong together: a half-done restore leaves encrypted
+            # fields unreadable, so say how to get back to where we were.
+            message = str(error) if isinstance(error, OpsError) else f"{error.strerror or error} ({error.filename})"
+            back = (f"bitpoll-ops restore {safety} --yes" if safety else "the previous state is unknown")
+            raise OpsError(f"restore failed midway: {message}; to go back: {back}") from error
         say(f"restored the database and secrets from {args.archive}")
     finally:
         shutil.rmtree(staging, ignore_errors=True)

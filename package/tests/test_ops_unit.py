@@ -469,3 +469,23 @@ def test_state_dir_with_unusual_characters(site, monkeypatch):
     with tarfile.open(archive) as tar:
         (site / "copy.sqlite3").write_bytes(tar.extractfile("database/bitpoll.sqlite3").read())
     assert [r[0] for r in sqlite3.connect(site / "copy.sqlite3").execute("SELECT title FROM poll")] == ["lunch", "dinner"]
+
+
+def test_restore_failing_midway_names_the_way_back(site, monkeypatch):
+    archive = make_backup(site)
+    sqlite3.connect(site / "state" / "bitpoll.sqlite3").execute("INSERT INTO poll (title) VALUES ('new')").connection.commit()
+
+    def full_disk(*_args, **_kwargs):
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(site / "state" / "secrets"))
+    # The database is restored, then writing the secrets fails.
+    original = ops.restore_secrets
+    monkeypatch.setattr(ops, "restore_secrets", full_disk)
+    status, out, err = run_ops("restore", archive, "--yes", "--backup-dir", str(site / "safety"))
+    assert status == 1
+    safety = re.search(r"safety backup of the current state: (\S+)", out).group(1)
+    assert "restore failed midway: No space left on device" in err
+    assert f"to go back: bitpoll-ops restore {safety} --yes" in err
+    monkeypatch.setattr(ops, "restore_secrets", original)
+    assert titles(site) == ["lunch", "dinner"]  # the half-done restore
+    ok("restore", safety, "--yes", "--backup-dir", str(site / "safety"))
+    assert titles(site) == ["lunch", "dinner", "new"]
