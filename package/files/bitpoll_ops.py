@@ -11,6 +11,14 @@ this file with Bitpoll's interpreter: manage.py commands run as `sys.executable 
 they see the very settings the server sees.  The database location comes from the settings shim
 (bitpoll/settings_local.py), which is standard library only too and is loaded here directly.
 
+prestart records the package (app directory, version, Python environment) and the database
+settings in $BITPOLL_STATE_DIR/.bitpoll-migrated after a successful `migrate`, and skips `migrate`
+while both are unchanged (and, for SQLite, the database file exists).  After replacing a database
+behind its back (other than with `restore`, which keeps the marker right), delete that file.
+
+Restore refuses while gunicorn's pid file ($BITPOLL_STATE_DIR/server.pid, written by
+bitpoll-server) names a live gunicorn: stop the service first.
+
 Archive format (a gzip-compressed tar): `manifest.json` first, then `database/bitpoll.sqlite3`
 (SQLite backup API) or `database/bitpoll.sql` (pg_dump), `secrets/secret_key` and
 `secrets/encryption_key`.  The manifest records the format, the Bitpoll version, the creation time,
