@@ -4,6 +4,7 @@
    VM test a scenario; an override without a scenario, a stray file among the overrides, a bad
    file name and a scenario named differently from its file are refused at evaluation, with
    the file named in the error. Run on the real directories and on made-up ones.
+   The harness logs in to a real sshd on 127.0.0.1 with a key of the snakeoil key's kind.
 2. The tests themselves (needs nixpkgs' lib, NIXPKGS_LIB): each test is evaluated with
    nix-tests/tests/eval.nix, and its Python test script is run against stand-in machines that
    record every call: the order of the waits, the exact harness command line (target, base
@@ -19,10 +20,14 @@ from __future__ import annotations
 import ast
 import json
 import os
+import pwd
 import shlex
+import shutil
+import socket
 import subprocess
 import sys
 import tempfile
+import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -518,9 +523,80 @@ def check_scripts(tests: dict, prefix: str, base_url: str, host: str, port: int)
             print(f"     {attr}: --var " + " --var ".join(vars_given))
 
 
+def check_key_format() -> None:
+    """The VM tests log in with nixpkgs' snakeoil key: ECDSA P-256 in the PEM format
+    (`BEGIN EC PRIVATE KEY`), not the OpenSSH format the harness's own tests use. A key of that
+    very kind, made here, must get the harness into a real sshd on 127.0.0.1."""
+    sshd = Path("/usr/sbin/sshd")
+    if not sshd.exists() or not shutil.which("ssh-keygen") or not shutil.which("cargo"):
+        print("SKIPPED the snakeoil key format against a real sshd: needs /usr/sbin/sshd, ssh-keygen and cargo")
+        return
+    build = subprocess.run(
+        ["cargo", "build", "--locked", "--quiet", "--package", "bitpoll-harness", "--bin", "bitpoll-harness",
+         "--message-format", "json"],
+        cwd=ROOT, capture_output=True, text=True, timeout=900,
+    )
+    binaries = [
+        json.loads(line)["executable"] for line in build.stdout.splitlines()
+        if '"executable":"' in line and json.loads(line).get("target", {}).get("name") == "bitpoll-harness"
+    ]
+    check(build.returncode == 0 and binaries, "the harness builds", build.stderr.strip()[-2000:])
+    if build.returncode != 0 or not binaries:
+        return
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp)
+        for name, extra in (("host_key", ["-t", "ed25519"]), ("user_key", ["-t", "ecdsa", "-b", "256", "-m", "PEM"])):
+            subprocess.run(["ssh-keygen", "-q", *extra, "-N", "", "-f", str(path / name)], check=True)
+        key_text = (path / "user_key").read_text()
+        shutil.copy(path / "user_key.pub", path / "authorized_keys")
+        with socket.socket() as probe:
+            probe.bind(("127.0.0.1", 0))
+            port = probe.getsockname()[1]
+        (path / "sshd_config").write_text(
+            f"Port {port}\nListenAddress 127.0.0.1\nHostKey {path / 'host_key'}\nAuthorizedKeysFile {path / 'authorized_keys'}\n"
+            f"PidFile {path / 'sshd.pid'}\nStrictModes no\nUsePAM no\nPasswordAuthentication no\n"
+            "KbdInteractiveAuthentication no\nPermitRootLogin prohibit-password\n"
+        )
+        if os.geteuid() == 0:
+            # sshd running as root needs its privilege separation directory.
+            Path("/run/sshd").mkdir(parents=True, exist_ok=True)
+        (path / "probe.toml").write_text(
+            '# probe: the key logs in.\n[scenario]\nname = "probe"\nsummary = "key login"\n\n'
+            '[[step]]\nname = "who"\nrun = ["id", "-u"]\nexpect.stdout = "%d"\n' % os.geteuid()
+        )
+        server = subprocess.Popen([str(sshd), "-D", "-e", "-f", str(path / "sshd_config"), "-E", str(path / "sshd.log")],
+                                  stdin=subprocess.DEVNULL)
+        try:
+            deadline = time.monotonic() + 10
+            while time.monotonic() < deadline:
+                with socket.socket() as connection:
+                    if connection.connect_ex(("127.0.0.1", port)) == 0:
+                        break
+                time.sleep(0.05)
+            user = pwd.getpwuid(os.geteuid()).pw_name
+            result = subprocess.run(
+                [binaries[0], "run", str(path / "probe.toml"), "--target", f"ssh://{user}@127.0.0.1:{port}",
+                 "--identity", str(path / "user_key"), "--known-hosts", "accept-new",
+                 "--known-hosts-file", str(path / "known_hosts"), "--base-url", "http://127.0.0.1:1",
+                 "--report", str(path / "report.json")],
+                capture_output=True, text=True, timeout=60,
+            )
+        finally:
+            server.terminate()
+            server.wait(timeout=10)
+        log = (path / "sshd.log").read_text() if (path / "sshd.log").exists() else ""
+        check(
+            key_text.startswith("-----BEGIN EC PRIVATE KEY-----") and result.returncode == 0
+            and "Accepted publickey" in log and "ECDSA" in log,
+            "the harness logs in over SSH with an ECDSA key in the PEM format, as nixpkgs' snakeoil key is",
+            f"exit {result.returncode}: {result.stdout}{result.stderr}{log[-1500:]}",
+        )
+
+
 def main() -> int:
     names = check_discovery()
     check_discovery_errors()
+    check_key_format()
     lib = os.environ.get("NIXPKGS_LIB")
     if not lib:
         print("SKIPPED rendering and running the VM test scripts: NIXPKGS_LIB is not set (a path to nixpkgs' lib)")
