@@ -75,7 +75,8 @@
 
       lib = {
         # The VM tests with an administrator's configuration on the server: every scenario, or
-        # the named ones, as an attribute set vm-NAME of nixosTests (`bitpoll-harness validate`).
+        # the named ones, as an attribute set vm-NAME of checks like checks.<system>.vm-NAME,
+        # each with its nixosTest as .run and .driverInteractive (`bitpoll-harness validate`).
         #   bitpoll-nix.lib.mkValidationTest {
         #     system = "x86_64-linux";
         #     module = ./bitpoll.nix;            # configures services.bitpoll
