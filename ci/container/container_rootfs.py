@@ -73,7 +73,10 @@ def host_release() -> str:
         raise RootfsError(f"cannot read /etc/os-release: {exc}") from exc
     match = re.search(r"^VERSION_CODENAME=\"?([a-z]+)\"?$", text, re.M)
     if not match or "ID=debian" not in text:
-        raise RootfsError("the host is not a Debian release with a codename in /etc/os-release; the container needs the host's Debian release")
+        raise RootfsError(
+            "the host is not a Debian release with a codename in /etc/os-release; the container needs the "
+            "host's Debian release"
+        )
     return match.group(1)
 
 
@@ -121,14 +124,18 @@ def host_mirror(release: str, apt_dir: Path = Path("/etc/apt")) -> str:
     for uri, suites, components in candidates:
         if release in suites and "main" in components:
             return uri
-    raise RootfsError(f"no apt source for '{release} main' in {apt_dir}/sources.list*; add the Debian mirror there")
+    raise RootfsError(
+        f"no apt source for '{release} main' in {apt_dir}/sources.list*; add the Debian mirror there"
+    )
 
 
 def recipe() -> dict:
     packages = PACKAGES
     return {
         "release": host_release(),
-        "architecture": subprocess.run(["dpkg", "--print-architecture"], check=True, capture_output=True, text=True).stdout.strip(),
+        "architecture": subprocess.run(
+            ["dpkg", "--print-architecture"], check=True, capture_output=True, text=True
+        ).stdout.strip(),
         "packages": sorted(packages),
         "recipe_version": RECIPE_VERSION,
     }
@@ -178,7 +185,14 @@ def _post_process(root: Path) -> None:
         (root / link).unlink(missing_ok=True)
     # Units that cannot work inside a container sharing the host's network and devices, masked so
     # that the system reaches "running" instead of "degraded" and tests can tell real failures.
-    for unit in ("systemd-networkd-wait-online.service", "getty@tty1.service", "serial-getty@.service", "apt-daily.timer", "apt-daily-upgrade.timer", "e2scrub_reap.service"):
+    for unit in (
+        "systemd-networkd-wait-online.service",
+        "getty@tty1.service",
+        "serial-getty@.service",
+        "apt-daily.timer",
+        "apt-daily-upgrade.timer",
+        "e2scrub_reap.service",
+    ):
         target = root / "etc/systemd/system" / unit
         target.unlink(missing_ok=True)
         target.symlink_to("/dev/null")
@@ -191,7 +205,9 @@ def _post_process(root: Path) -> None:
         raise RootfsError("debootstrap installed postgresql but created no cluster in /etc/postgresql/*/main")
     for cluster in clusters:
         (cluster / "conf.d").mkdir(exist_ok=True)
-        (cluster / "conf.d/bitpoll-testbed.conf").write_text("# The container shares the host's network: the unix socket only.\nlisten_addresses = ''\n")
+        (cluster / "conf.d/bitpoll-testbed.conf").write_text(
+            "# The container shares the host's network: the unix socket only.\nlisten_addresses = ''\n"
+        )
     # The downloaded packages are not needed once installed.
     for deb in root.glob("var/cache/apt/archives/*.deb"):
         deb.unlink()

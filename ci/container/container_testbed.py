@@ -69,7 +69,8 @@ SWITCH_SCRIPT = """\
 set -eu
 packages=/etc/bitpoll-testbed/packages
 if [ $# -ne 1 ] || [ ! -d "$packages/$1" ]; then
-  echo "bitpoll-testbed-switch: usage: bitpoll-testbed-switch VERSION, one of: $(ls "$packages" | tr '\\n' ' ')" >&2
+  known=$(ls "$packages" | tr '\\n' ' ')
+  echo "bitpoll-testbed-switch: usage: bitpoll-testbed-switch VERSION, one of: $known" >&2
   exit 2
 fi
 for unit in "$packages/$1"/*.service "$packages/$1"/*.timer; do
@@ -115,7 +116,9 @@ def run(cmd: list[str], **kwargs) -> subprocess.CompletedProcess:
         return subprocess.run(cmd, **kwargs)
     except subprocess.CalledProcessError as exc:
         detail = (exc.stderr or exc.stdout or "").strip().splitlines()[-5:]
-        raise TestbedError(f"{shlex.join(cmd)} failed (exit {exc.returncode}): " + " | ".join(detail)) from exc
+        raise TestbedError(
+            f"{shlex.join(cmd)} failed (exit {exc.returncode}): " + " | ".join(detail)
+        ) from exc
 
 
 def reap(pid: int) -> None:
@@ -161,13 +164,18 @@ class Layout:
         self.bin_dir = bin_dir
         ops = bin_dir / "bitpoll-ops"
         if not ops.is_file():
-            raise TestbedError(f"{ops} not found; pass --layout-bin the bin directory of the process testbed's layout (with bitpoll-manage, bitpoll-server, bitpoll-ops)")
+            raise TestbedError(
+                f"{ops} not found; pass --layout-bin the bin directory of the process testbed's layout "
+                "(with bitpoll-manage, bitpoll-server, bitpoll-ops)"
+            )
         text = ops.read_text()
 
         def field(pattern: str, what: str) -> str:
             match = re.search(pattern, text, re.M)
             if not match:
-                raise TestbedError(f"{ops}: cannot find {what}; it does not look rendered from package/files/bitpoll-ops.in")
+                raise TestbedError(
+                    f"{ops}: cannot find {what}; it does not look rendered from package/files/bitpoll-ops.in"
+                )
             return match.group(1)
 
         self.python = Path(field(r"^exec '([^']+)' '[^']+/bitpoll_ops\.py'", "the interpreter"))
@@ -176,7 +184,9 @@ class Layout:
         self.version = field(r"^export BITPOLL_VERSION='([^']+)'", "BITPOLL_VERSION")
         for path, what in ((self.app_dir / "manage.py", "manage.py"), (self.static_root, "the static root")):
             if not path.exists():
-                raise TestbedError(f"{path} ({what}, named by {ops}) does not exist; rebuild the process testbed's layout")
+                raise TestbedError(
+                    f"{path} ({what}, named by {ops}) does not exist; rebuild the process testbed's layout"
+                )
 
         # A venv: its pyvenv.cfg names the base interpreter's bin directory; the packages are in
         # its site-packages. A base interpreter is used as it is.
@@ -191,13 +201,23 @@ class Layout:
         else:
             self.base_prefix = self.python.resolve().parent.parent
             self.venv = None
-        out = run([str(self.python), "-c", "import sys, sysconfig; print(sys.version_info[0], sys.version_info[1], sys.version.split()[0]); print(sysconfig.get_paths()['purelib'])"]).stdout.split("\n")
+        out = run(
+            [
+                str(self.python),
+                "-c",
+                "import sys, sysconfig; print(sys.version_info[0], sys.version_info[1], "
+                "sys.version.split()[0]); print(sysconfig.get_paths()['purelib'])",
+            ]
+        ).stdout.split("\n")
         major, minor, self.python_version = out[0].split()
         self.python_xy = f"python{major}.{minor}"
         self.site_packages = Path(out[1])
         base_python = self.base_prefix / "bin" / self.python_xy
         if not base_python.exists():
-            raise TestbedError(f"{base_python} not found; the interpreter of {self.python} must live in a prefix with bin/{self.python_xy}")
+            raise TestbedError(
+                f"{base_python} not found; the interpreter of {self.python} must live in a prefix with "
+                f"bin/{self.python_xy}"
+            )
 
         key = str(self.bin_dir.resolve())
         self.c_base = f"{STORE}/{store_hash('python', str(self.base_prefix))}-python3-{self.python_version}"
@@ -215,7 +235,9 @@ class Layout:
         inherits its umask 077) has private files; they are opened up here, which changes no
         content and only brings the layout closer to what the package is.
         """
-        trees = [self.base_prefix, self.app_dir, self.static_root] + ([self.site_packages] if self.venv else [])
+        trees = [self.base_prefix, self.app_dir, self.static_root] + (
+            [self.site_packages] if self.venv else []
+        )
         changed = 0
         for tree in trees:
             for directory, _, files in os.walk(tree):
@@ -232,20 +254,35 @@ class Layout:
                         try:
                             os.chmod(path, stat.S_IMODE(mode) | wanted)
                         except OSError as exc:
-                            raise TestbedError(f"{path} is not readable by other users (mode {stat.S_IMODE(mode):04o}) and cannot be changed ({exc.strerror}); the service runs as 'bitpoll': rebuild the layout under umask 022") from None
+                            raise TestbedError(
+                                f"{path} is not readable by other users (mode {stat.S_IMODE(mode):04o}) and "
+                                f"cannot be changed ({exc.strerror}); the service runs as 'bitpoll': "
+                                "rebuild the layout under umask 022"
+                            ) from None
                         changed += 1
         if changed:
-            log(f"made {changed} files of the layout readable by other users, as the Nix store is (they were built under a restrictive umask)")
+            log(
+                f"made {changed} files of the layout readable by other users, as the Nix store is (they "
+                "were built under a restrictive umask)"
+            )
 
     def render_wrapper(self, name: str) -> str:
         template = TEMPLATES / f"{name}.in"
         text = template.read_text()
-        values = {"python": self.c_python, "appDir": self.c_app, "staticRoot": self.c_static, "version": self.version}
+        values = {
+            "python": self.c_python,
+            "appDir": self.c_app,
+            "staticRoot": self.c_static,
+            "version": self.version,
+        }
         for key, value in values.items():
             text = text.replace(f"@{key}@", value)
         left = re.findall(r"@[A-Za-z]+@", text)
         if left:
-            raise TestbedError(f"{template}: placeholders {', '.join(sorted(set(left)))} are unknown to the container testbed (ci/container/testbed.py)")
+            raise TestbedError(
+                f"{template}: placeholders {', '.join(sorted(set(left)))} are unknown to the container "
+                "testbed (ci/container/testbed.py)"
+            )
         return text
 
     def assemble(self, store: Path) -> list[tuple[Path, str]]:
@@ -254,6 +291,7 @@ class Layout:
         The big trees (interpreter, site-packages, app, static files) are bind-mounted read-only
         over empty directories made here, so nothing is copied.
         """
+
         def host(container_path: str) -> Path:
             return store / container_path[len(STORE) + 1 :]
 
@@ -263,7 +301,10 @@ class Layout:
         if self.venv:
             env = host(self.c_env)
             (env / "bin").mkdir(parents=True)
-            (env / "pyvenv.cfg").write_text(f"home = {self.c_base}/bin\ninclude-system-site-packages = false\nversion = {self.python_version}\n")
+            (env / "pyvenv.cfg").write_text(
+                f"home = {self.c_base}/bin\ninclude-system-site-packages = false\nversion = "
+                f"{self.python_version}\n"
+            )
             (env / "bin" / "python").symlink_to(f"{self.c_base}/bin/{self.python_xy}")
             (env / "bin" / "python3").symlink_to("python")
             site = env / "lib" / self.python_xy / "site-packages"
@@ -435,22 +476,54 @@ class Container:
     def command(self, argv: list[str], state: dict | None = None) -> list[str]:
         """`argv` run inside the container (all its namespaces) with a clean environment."""
         leader = (state or self.load())["leader_pid"]
-        return ["nsenter", "--target", str(leader), "--all", "env", "-i", f"PATH={CONTAINER_PATH}", "LANG=C.UTF-8", "HOME=/root", *argv]
+        return [
+            "nsenter",
+            "--target",
+            str(leader),
+            "--all",
+            "env",
+            "-i",
+            f"PATH={CONTAINER_PATH}",
+            "LANG=C.UTF-8",
+            "HOME=/root",
+            *argv,
+        ]
 
-    def exec(self, argv: list[str], check: bool = True, timeout: float | None = 120, input: str | None = None, state: dict | None = None) -> subprocess.CompletedProcess:
+    def exec(
+        self,
+        argv: list[str],
+        check: bool = True,
+        timeout: float | None = 120,
+        input: str | None = None,
+        state: dict | None = None,
+    ) -> subprocess.CompletedProcess:
         cmd = self.command(argv, state)
         result = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, input=input)
         if check and result.returncode != 0:
-            raise TestbedError(f"in the container, {shlex.join(argv)} failed (exit {result.returncode}): {(result.stderr or result.stdout).strip()[-2000:]}")
+            raise TestbedError(
+                f"in the container, {shlex.join(argv)} failed (exit {result.returncode}): "
+                f"{(result.stderr or result.stdout).strip()[-2000:]}"
+            )
         return result
 
     def journal(self, unit: str, lines: int = 60) -> str:
-        result = self.exec(["journalctl", "--no-pager", "-o", "short-monotonic", "-n", str(lines), "-u", unit], check=False)
+        result = self.exec(
+            ["journalctl", "--no-pager", "-o", "short-monotonic", "-n", str(lines), "-u", unit], check=False
+        )
         return result.stdout
 
     # -- up ---------------------------------------------------------------------------------
 
-    def up(self, layout_bin: Path | None, db: str = "sqlite", boot_timeout: float = 60, start_timeout: float = 120, render_args: list[str] | None = None, settings: dict | None = None, other_layout_bins: list[Path] | tuple = ()) -> dict:
+    def up(
+        self,
+        layout_bin: Path | None,
+        db: str = "sqlite",
+        boot_timeout: float = 60,
+        start_timeout: float = 120,
+        render_args: list[str] | None = None,
+        settings: dict | None = None,
+        other_layout_bins: list[Path] | tuple = (),
+    ) -> dict:
         """Boot a container; with `layout_bin`, install and start Bitpoll in it. `settings` are
         applied over the testbed's own (ALLOWED_HOSTS, BASE_URL and, for PostgreSQL,
         DATABASES), as the module's freeform `settings` are. `other_layout_bins` are further
@@ -463,7 +536,10 @@ class Container:
             if not shutil.which(tool):
                 raise TestbedError(f"{tool} not found; run ci/install.d/10-debian.sh")
         if "overlay" not in Path("/proc/filesystems").read_text():
-            raise TestbedError("the kernel has no overlay file system; the container needs it to keep the cached rootfs clean")
+            raise TestbedError(
+                "the kernel has no overlay file system; the container needs it to keep the cached rootfs "
+                "clean"
+            )
         if self.running():
             raise TestbedError(f"a container is already up in {self.dir}; run `bitpoll-container down` first")
         if self.dir.exists():
@@ -478,7 +554,10 @@ class Container:
             raise TestbedError("other packages need an active one: pass --src or --layout-bin too")
         versions = [candidate.version for candidate in [layout, *others] if candidate]
         if len(set(versions)) != len(versions):
-            raise TestbedError(f"two packages with the same version ({', '.join(versions)}); bitpoll-testbed-switch tells them apart by version")
+            raise TestbedError(
+                f"two packages with the same version ({', '.join(versions)}); bitpoll-testbed-switch tells "
+                "them apart by version"
+            )
         for candidate in [layout, *others]:
             if candidate:
                 candidate.ensure_readable()
@@ -492,7 +571,9 @@ class Container:
         # process may have set 077, which would leave "/" unreadable for the container's users).
         umask = os.umask(0o022)
         try:
-            return self._up(base, layout, others, db, boot_timeout, start_timeout, render_args or [], settings or {})
+            return self._up(
+                base, layout, others, db, boot_timeout, start_timeout, render_args or [], settings or {}
+            )
         except BaseException:
             # Stop whatever started, but keep the files (console.log, the writable layer) for
             # a look at what went wrong; the next `up` or `down` removes them.
@@ -501,7 +582,17 @@ class Container:
         finally:
             os.umask(umask)
 
-    def _up(self, base: Path, layout: "Layout | None", others: list["Layout"], db: str, boot_timeout: float, start_timeout: float, render_args: list[str], extra_settings: dict) -> dict:
+    def _up(
+        self,
+        base: Path,
+        layout: "Layout | None",
+        others: list["Layout"],
+        db: str,
+        boot_timeout: float,
+        start_timeout: float,
+        render_args: list[str],
+        extra_settings: dict,
+    ) -> dict:
         started = time.monotonic()
         self.dir.mkdir(parents=True, exist_ok=True)
         name = f"bitpoll-{os.urandom(3).hex()}"
@@ -514,7 +605,17 @@ class Container:
         root, upper, work = self.dir / "root", self.dir / "upper", self.dir / "work"
         for d in (root, upper, work):
             d.mkdir()
-        run(["mount", "-t", "overlay", "overlay", "-o", f"lowerdir={base},upperdir={upper},workdir={work}", str(root)])
+        run(
+            [
+                "mount",
+                "-t",
+                "overlay",
+                "overlay",
+                "-o",
+                f"lowerdir={base},upperdir={upper},workdir={work}",
+                str(root),
+            ]
+        )
         state["overlay"] = str(root)
         self.save(state)
 
@@ -538,8 +639,34 @@ class Container:
         (root / "etc/hostname").write_text(state["machine"] + "\n")
         ssh = self.dir / "ssh"
         ssh.mkdir(mode=0o700)
-        run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", f"root@{state['machine']}", "-f", str(ssh / "id_ed25519")])
-        run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", state["machine"], "-f", str(ssh / "ssh_host_ed25519_key")])
+        run(
+            [
+                "ssh-keygen",
+                "-q",
+                "-t",
+                "ed25519",
+                "-N",
+                "",
+                "-C",
+                f"root@{state['machine']}",
+                "-f",
+                str(ssh / "id_ed25519"),
+            ]
+        )
+        run(
+            [
+                "ssh-keygen",
+                "-q",
+                "-t",
+                "ed25519",
+                "-N",
+                "",
+                "-C",
+                state["machine"],
+                "-f",
+                str(ssh / "ssh_host_ed25519_key"),
+            ]
+        )
         host_pub = (ssh / "ssh_host_ed25519_key.pub").read_text().split()
         port = state["ssh_port"]
         (ssh / "known_hosts").write_text(f"[127.0.0.1]:{port} {host_pub[0]} {host_pub[1]}\n")
@@ -557,7 +684,8 @@ class Container:
             target.chmod(0o600 if not suffix else 0o644)
         # Only on 127.0.0.1 (the container shares the host's network), keys only.
         (etc_ssh / "sshd_config.d/bitpoll-testbed.conf").write_text(
-            "# Written by ci/container/container_testbed.py: the container shares the host's network, so sshd\n"
+            "# Written by ci/container/container_testbed.py: the container shares the host's network, so "
+            "sshd\n"
             "# listens on 127.0.0.1 only, on the port chosen when the container was started.\n"
             f"ListenAddress 127.0.0.1:{port}\n"
             "HostKey /etc/ssh/ssh_host_ed25519_key\n"
@@ -574,7 +702,16 @@ class Container:
         wants.mkdir(parents=True, exist_ok=True)
         (wants / "ssh.service").symlink_to("/lib/systemd/system/ssh.service")
 
-    def _stage_bitpoll(self, root: Path, layout: Layout, others: list[Layout], db: str, state: dict, render_args: list[str], extra_settings: dict) -> None:
+    def _stage_bitpoll(
+        self,
+        root: Path,
+        layout: Layout,
+        others: list[Layout],
+        db: str,
+        state: dict,
+        render_args: list[str],
+        extra_settings: dict,
+    ) -> None:
         """Bitpoll's settings, units, user and directories, as the NixOS module lays them out."""
         port = state["http_port"]
         base_url = f"http://127.0.0.1:{port}"
@@ -586,29 +723,54 @@ class Container:
         if db == "postgresql":
             # What module/database.nix renders for database.createLocally, and the units it
             # requires (NixOS's postgresql.target: the server runs and ensure* ran).
-            settings["DATABASES"] = {"default": {"ENGINE": "django.db.backends.postgresql", "NAME": "bitpoll", "USER": "bitpoll", "HOST": "/run/postgresql", "PORT": "5432"}}
+            settings["DATABASES"] = {
+                "default": {
+                    "ENGINE": "django.db.backends.postgresql",
+                    "NAME": "bitpoll",
+                    "USER": "bitpoll",
+                    "HOST": "/run/postgresql",
+                    "PORT": "5432",
+                }
+            }
             render_args = ["--require", "postgresql.target", *render_args]
             self._stage_postgresql(root)
         settings.update(extra_settings)
-        settings_path = f"{STORE}/{store_hash('settings', json.dumps(settings, sort_keys=True))}-bitpoll-settings.json"
-        (self.dir / "store" / settings_path[len(STORE) + 1 :]).write_text(json.dumps(settings, indent=2) + "\n")
+        settings_path = (
+            f"{STORE}/{store_hash('settings', json.dumps(settings, sort_keys=True))}-bitpoll-settings.json"
+        )
+        (self.dir / "store" / settings_path[len(STORE) + 1 :]).write_text(
+            json.dumps(settings, indent=2) + "\n"
+        )
         # Every package's units, rendered with its store path, kept in the container for
         # bitpoll-testbed-switch; the active package's are installed.
         packages = root / "etc/bitpoll-testbed/packages"
         packages.mkdir(parents=True)
         for candidate in [layout, *others]:
             units = self.dir / "units" / candidate.version
-            run([
-                sys.executable, str(RENDER_UNITS), str(units),
-                "--package", candidate.c_package,
-                "--settings-file", settings_path,
-                "--state-dir", SERVICE_STATE_DIR,
-                "--address", "127.0.0.1", "--port", str(port),
-                "--backup-dir", BACKUP_DIR,
-                "--env", f"PATH={CONTAINER_PATH}",
-                "--systemd-run", "/usr/bin/systemd-run",
-                *render_args,
-            ])
+            run(
+                [
+                    sys.executable,
+                    str(RENDER_UNITS),
+                    str(units),
+                    "--package",
+                    candidate.c_package,
+                    "--settings-file",
+                    settings_path,
+                    "--state-dir",
+                    SERVICE_STATE_DIR,
+                    "--address",
+                    "127.0.0.1",
+                    "--port",
+                    str(port),
+                    "--backup-dir",
+                    BACKUP_DIR,
+                    "--env",
+                    f"PATH={CONTAINER_PATH}",
+                    "--systemd-run",
+                    "/usr/bin/systemd-run",
+                    *render_args,
+                ]
+            )
             kept = packages / candidate.version
             kept.mkdir()
             for unit in sorted(units.iterdir()):
@@ -659,7 +821,10 @@ class Container:
         (Debian's default pg_hba.conf) lets `bitpoll` in as the role `bitpoll`, without password."""
         clusters = sorted(root.glob("etc/postgresql/*/main"))
         if not clusters:
-            raise TestbedError("the root file system has no PostgreSQL cluster in /etc/postgresql/*/main; rebuild it (bitpoll-container build-rootfs)")
+            raise TestbedError(
+                "the root file system has no PostgreSQL cluster in /etc/postgresql/*/main; rebuild it "
+                "(bitpoll-container build-rootfs)"
+            )
         server = f"postgresql@{clusters[-1].parent.name}-main.service"
         system = root / "etc/systemd/system"
         script = root / "usr/local/lib/bitpoll-testbed/postgresql-setup"
@@ -669,9 +834,11 @@ class Container:
             "# services.postgresql's ensureUsers (with ensureDBOwnership) and ensureDatabases for\n"
             "# Bitpoll, idempotent. Written by ci/container/container_testbed.py.\n"
             "set -eu\n"
-            "exists() { [ \"$(psql -tAc \"$1\")\" = 1 ]; }\n"
-            "exists \"SELECT 1 FROM pg_roles WHERE rolname = 'bitpoll'\" || psql -qc 'CREATE ROLE bitpoll LOGIN'\n"
-            "exists \"SELECT 1 FROM pg_database WHERE datname = 'bitpoll'\" || psql -qc 'CREATE DATABASE bitpoll OWNER bitpoll'\n"
+            'exists() { [ "$(psql -tAc "$1")" = 1 ]; }\n'
+            "exists \"SELECT 1 FROM pg_roles WHERE rolname = 'bitpoll'\" || psql -qc 'CREATE ROLE bitpoll "
+            "LOGIN'\n"
+            "exists \"SELECT 1 FROM pg_database WHERE datname = 'bitpoll'\" || psql -qc 'CREATE DATABASE "
+            "bitpoll OWNER bitpoll'\n"
             "psql -qc 'ALTER DATABASE bitpoll OWNER TO bitpoll'\n"
         )
         script.chmod(0o755)
@@ -689,11 +856,20 @@ class Container:
             f"Requires={server} postgresql-setup.service\nAfter={server} postgresql-setup.service\n"
         )
 
-    def _boot(self, root: Path, store: Path | None, binds: list[tuple[Path, str]], state: dict, timeout: float) -> None:
+    def _boot(
+        self, root: Path, store: Path | None, binds: list[tuple[Path, str]], state: dict, timeout: float
+    ) -> None:
         cmd = [
-            "systemd-nspawn", "--quiet", "--register=no", "--boot",
-            f"--directory={root}", f"--machine={state['machine']}",
-            "--console=read-only", "--link-journal=no", "--resolv-conf=copy-host", "--timezone=off",
+            "systemd-nspawn",
+            "--quiet",
+            "--register=no",
+            "--boot",
+            f"--directory={root}",
+            f"--machine={state['machine']}",
+            "--console=read-only",
+            "--link-journal=no",
+            "--resolv-conf=copy-host",
+            "--timezone=off",
         ]
         if not host_runs_systemd():
             cmd.insert(3, "--keep-unit")
@@ -717,7 +893,15 @@ class Container:
                 ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM, 0, 0, 0)
 
         console = open(self.dir / "console.log", "wb")
-        proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=console, stderr=subprocess.STDOUT, start_new_session=True, preexec_fn=enter_cgroups, cwd="/")
+        proc = subprocess.Popen(
+            cmd,
+            stdin=subprocess.DEVNULL,
+            stdout=console,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+            preexec_fn=enter_cgroups,
+            cwd="/",
+        )
         console.close()
         state["nspawn_pid"] = proc.pid
         self.save(state)
@@ -726,9 +910,15 @@ class Container:
         leader = None
         while leader is None:
             if proc.poll() is not None:
-                raise TestbedError(f"systemd-nspawn exited with {proc.returncode} while booting; see {self.dir / 'console.log'}:\n{self._console_tail()}")
+                raise TestbedError(
+                    f"systemd-nspawn exited with {proc.returncode} while booting; see "
+                    f"{self.dir / 'console.log'}:\n{self._console_tail()}"
+                )
             if time.monotonic() > deadline:
-                raise TestbedError(f"the container's systemd did not start within {timeout:.0f} s; see {self.dir / 'console.log'}")
+                raise TestbedError(
+                    f"the container's systemd did not start within {timeout:.0f} s; see "
+                    f"{self.dir / 'console.log'}"
+                )
             leader = self._find_leader(proc.pid)
             if leader is None:
                 time.sleep(0.05)
@@ -739,14 +929,21 @@ class Container:
         # or "offline"; --wait only waits once it is connected.
         while True:
             remaining = max(1.0, deadline - time.monotonic())
-            result = self.exec(["systemctl", "is-system-running", "--wait"], check=False, timeout=remaining, state=state)
+            result = self.exec(
+                ["systemctl", "is-system-running", "--wait"], check=False, timeout=remaining, state=state
+            )
             status = result.stdout.strip()
             if status not in ("", "offline") or time.monotonic() > deadline:
                 break
             time.sleep(0.05)
         if status != "running":
-            failed = self.exec(["systemctl", "--failed", "--no-legend", "--plain"], check=False, state=state).stdout.strip()
-            raise TestbedError(f"the container booted into state '{status}' (failed units: {failed or 'none'}); see {self.dir / 'console.log'}")
+            failed = self.exec(
+                ["systemctl", "--failed", "--no-legend", "--plain"], check=False, state=state
+            ).stdout.strip()
+            raise TestbedError(
+                f"the container booted into state '{status}' (failed units: {failed or 'none'}); see "
+                f"{self.dir / 'console.log'}"
+            )
         self._wait_port(state["ssh_port"], deadline, "sshd")
 
     @staticmethod
@@ -779,15 +976,25 @@ class Container:
                     return
             except OSError:
                 if time.monotonic() > deadline:
-                    raise TestbedError(f"{what} is not listening on 127.0.0.1:{port}; see `bitpoll-container exec journalctl -b`") from None
+                    raise TestbedError(
+                        f"{what} is not listening on 127.0.0.1:{port}; see `bitpoll-container exec "
+                        "journalctl -b`"
+                    ) from None
                 time.sleep(0.05)
 
     def _start_bitpoll(self, state: dict, timeout: float) -> None:
         self.exec(["ldconfig"], state=state)
-        result = self.exec(["systemctl", "enable", "--now", *STARTED_UNITS], check=False, timeout=timeout, state=state)
+        result = self.exec(
+            ["systemctl", "enable", "--now", *STARTED_UNITS], check=False, timeout=timeout, state=state
+        )
         if result.returncode != 0:
-            journal = self.exec(["journalctl", "--no-pager", "-n", "40", "-u", "bitpoll.service"], check=False, state=state).stdout
-            raise TestbedError(f"starting {' '.join(STARTED_UNITS)} failed: {result.stderr.strip()}\njournal of bitpoll.service:\n{journal}")
+            journal = self.exec(
+                ["journalctl", "--no-pager", "-n", "40", "-u", "bitpoll.service"], check=False, state=state
+            ).stdout
+            raise TestbedError(
+                f"starting {' '.join(STARTED_UNITS)} failed: {result.stderr.strip()}\njournal of "
+                f"bitpoll.service:\n{journal}"
+            )
         self._wait_port(state["http_port"], time.monotonic() + 10, "bitpoll.socket")
 
     # -- down -------------------------------------------------------------------------------
@@ -840,7 +1047,11 @@ class Container:
             cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
         except OSError:
             return False
-        return bool(cmdline) and cmdline[0].endswith(b"systemd-nspawn") and f"--machine={state.get('machine')}".encode() in cmdline
+        return (
+            bool(cmdline)
+            and cmdline[0].endswith(b"systemd-nspawn")
+            and f"--machine={state.get('machine')}".encode() in cmdline
+        )
 
     # -- info -------------------------------------------------------------------------------
 

@@ -25,7 +25,17 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import container_testbed as testbed  # noqa: E402
 
-__all__ = ["Browser", "create_poll", "host_problem", "journal", "require_host", "requests_across", "sh", "show", "testbed"]
+__all__ = [
+    "Browser",
+    "create_poll",
+    "host_problem",
+    "journal",
+    "require_host",
+    "requests_across",
+    "sh",
+    "show",
+    "testbed",
+]
 
 
 def host_problem() -> str | None:
@@ -91,7 +101,9 @@ class FormParser(html.parser.HTMLParser):
 class Browser:
     def __init__(self, base_url):
         self.base = base_url
-        self.opener = urllib.request.build_opener(urllib.request.HTTPCookieProcessor(http.cookiejar.CookieJar()), NoRedirect())
+        self.opener = urllib.request.build_opener(
+            urllib.request.HTTPCookieProcessor(http.cookiejar.CookieJar()), NoRedirect()
+        )
 
     def request(self, path, data=None, timeout=30):
         body = urllib.parse.urlencode(data, doseq=True).encode() if data is not None else None
@@ -115,12 +127,19 @@ def create_poll(base_url, slug, title, choices=("Tea", "Coffee")):
     """Create a universal poll with `choices` through the web forms; return the Browser."""
     browser = Browser(base_url)
     form = browser.form("/")
-    status, headers, body = browser.request("/", {"csrfmiddlewaretoken": form.csrf, "title": title, "type": "universal", "url": slug})
+    status, headers, body = browser.request(
+        "/", {"csrfmiddlewaretoken": form.csrf, "title": title, "type": "universal", "url": slug}
+    )
     assert status == 302, f"creating the poll: {status} {body[:500]}"
     assert f"/poll/{slug}/edit/choices/universal" in headers["Location"]
     form = browser.form(f"/poll/{slug}/edit/choices/universal/")
     # "next" is the name of the form's submit button; without it the editor shows itself again.
-    fields = {"csrfmiddlewaretoken": form.csrf, "choice_text": list(choices), "choice_sort_key": [str(i + 1) for i in range(len(choices))], "next": ""}
+    fields = {
+        "csrfmiddlewaretoken": form.csrf,
+        "choice_text": list(choices),
+        "choice_sort_key": [str(i + 1) for i in range(len(choices))],
+        "next": "",
+    }
     status, _, body = browser.request(f"/poll/{slug}/edit/choices/universal/", fields)
     assert status == 302, f"adding choices: {status} {body[:500]}"
     return browser
@@ -146,12 +165,16 @@ class Load:
         self.returncode, self.stdout, self.stderr, self.seconds = returncode, stdout, stderr, seconds
 
     def check(self):
-        print(f"\n{len(self.burst)} requests sent at once while bitpoll.service was activating, "
-              f"{len(self.steady)} more from 4 steady clients; the restart took {self.seconds:.2f} s")
+        print(
+            f"\n{len(self.burst)} requests sent at once while bitpoll.service was activating, "
+            f"{len(self.steady)} more from 4 steady clients; the restart took {self.seconds:.2f} s"
+        )
         failures = [r for r in self.steady + self.burst if r[2] != 200]
         assert len(self.burst) == 200 and len(self.steady) == 100
         assert not failures, failures[:5]
-        assert self.still_activating, "the service was already serving again when the last request was sent; the test proved little"
+        assert (
+            self.still_activating
+        ), "the service was already serving again when the last request was sent; the test proved little"
 
 
 def requests_across(container, command, base_url=None) -> Load:

@@ -35,7 +35,12 @@ def test_boots_on_an_overlay_and_leaves_nothing_behind(bare):
     listening = box.exec(["ss", "-Hltn"]).stdout.split("\n")
     sshd = [line for line in listening if line.split() and line.split()[3].endswith(f":{info['SSH_PORT']}")]
     assert sshd and all(line.split()[3] == f"127.0.0.1:{info['SSH_PORT']}" for line in sshd), listening
-    result = subprocess.run(["ssh", "-F", info["SSH_CONFIG"], "-o", "BatchMode=yes", "127.0.0.1", "cat", "/etc/hostname"], capture_output=True, text=True, timeout=60)
+    result = subprocess.run(
+        ["ssh", "-F", info["SSH_CONFIG"], "-o", "BatchMode=yes", "127.0.0.1", "cat", "/etc/hostname"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == info["MACHINE"]
 

@@ -18,7 +18,9 @@ from nspawn_support import create_poll, journal, require_host, sh, show, testbed
 def pg_container(tmp_path_factory):
     src = os.environ.get("BITPOLL_SRC")
     if not src:
-        pytest.skip("BITPOLL_SRC is not set (a Bitpoll 0.11 checkout is needed to run Bitpoll in the container)")
+        pytest.skip(
+            "BITPOLL_SRC is not set (a Bitpoll 0.11 checkout is needed to run Bitpoll in the container)"
+        )
     require_host()
     box = testbed.Container(tmp_path_factory.mktemp("pg-container") / "state", stop_with_caller=True)
     info = box.up(testbed.prepare_layout(Path(src)), db="postgresql")
@@ -51,7 +53,9 @@ def test_backup_of_the_postgresql_database_verifies(pg_container):
     assert result.returncode == 0, result.stderr + journal(pg_container, "bitpoll-backup.service")
     backup_dir = pg_container.info_values["BACKUP_DIR"]
     archive = sh(pg_container, "sh", "-c", f"ls -1t {backup_dir}/*.tar.gz").stdout.split()[0]
-    verified = sh(pg_container, pg_container.info_values["PACKAGE"] + "/bin/bitpoll-ops", "verify", archive, check=False)
+    verified = sh(
+        pg_container, pg_container.info_values["PACKAGE"] + "/bin/bitpoll-ops", "verify", archive, check=False
+    )
     assert verified.returncode == 0, verified.stdout + verified.stderr
     assert "postgresql database" in verified.stdout, verified.stdout
     print("\n" + verified.stdout.strip())

@@ -51,17 +51,25 @@ def test_mirror_from_deb822_skips_disabled_and_source_stanzas(tmp_path):
 
 
 def test_mirror_from_one_line_sources_with_options(tmp_path):
-    apt = write_apt(tmp_path, {
-        "sources.list": "# deb http://commented.example/debian bookworm main\n"
-                        "deb-src http://src.example/debian bookworm main\n"
-                        "deb [arch=amd64 signed-by=/k.gpg] http://one-line.example/debian bookworm main\n",
-    })
+    apt = write_apt(
+        tmp_path,
+        {
+            "sources.list": "# deb http://commented.example/debian bookworm main\n"
+            "deb-src http://src.example/debian bookworm main\n"
+            "deb [arch=amd64 signed-by=/k.gpg] http://one-line.example/debian bookworm main\n",
+        },
+    )
     assert rootfs.host_mirror("bookworm", apt) == "http://one-line.example/debian"
 
 
 def test_mirror_must_serve_the_release_and_main(tmp_path):
-    apt = write_apt(tmp_path, {"sources.list": "deb http://other.example/debian trixie main\n"
-                                               "deb http://contrib.example/debian bookworm contrib\n"})
+    apt = write_apt(
+        tmp_path,
+        {
+            "sources.list": "deb http://other.example/debian trixie main\n"
+            "deb http://contrib.example/debian bookworm contrib\n"
+        },
+    )
     with pytest.raises(rootfs.RootfsError, match="no apt source for 'bookworm main'"):
         rootfs.host_mirror("bookworm", apt)
 

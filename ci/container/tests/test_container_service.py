@@ -24,7 +24,9 @@ from nspawn_support import create_poll, journal, require_host, requests_across, 
 def bitpoll_src() -> Path:
     src = os.environ.get("BITPOLL_SRC")
     if not src:
-        pytest.skip("BITPOLL_SRC is not set (a Bitpoll 0.11 checkout is needed to run Bitpoll in the container)")
+        pytest.skip(
+            "BITPOLL_SRC is not set (a Bitpoll 0.11 checkout is needed to run Bitpoll in the container)"
+        )
     return Path(src)
 
 
@@ -44,17 +46,44 @@ def container(bitpoll_src, tmp_path_factory):
 
 
 def test_service_runs_under_the_full_sandbox(container):
-    props = show(container, "bitpoll.service", "ActiveState", "SubState", "MainPID", "FragmentPath", "ProtectSystem", "ProtectHome", "PrivateUsers", "PrivateNetwork", "MemoryDenyWriteExecute", "NoNewPrivileges", "User", "TriggeredBy")
-    assert props["ActiveState"] == "active" and props["SubState"] == "running", props | {"journal": journal(container)}
+    props = show(
+        container,
+        "bitpoll.service",
+        "ActiveState",
+        "SubState",
+        "MainPID",
+        "FragmentPath",
+        "ProtectSystem",
+        "ProtectHome",
+        "PrivateUsers",
+        "PrivateNetwork",
+        "MemoryDenyWriteExecute",
+        "NoNewPrivileges",
+        "User",
+        "TriggeredBy",
+    )
+    assert props["ActiveState"] == "active" and props["SubState"] == "running", props | {
+        "journal": journal(container)
+    }
     assert props["FragmentPath"] == "/etc/systemd/system/bitpoll.service"
-    assert (props["ProtectSystem"], props["ProtectHome"], props["PrivateUsers"], props["PrivateNetwork"], props["MemoryDenyWriteExecute"], props["NoNewPrivileges"]) == ("strict", "yes", "yes", "yes", "yes", "yes")
+    assert (
+        props["ProtectSystem"],
+        props["ProtectHome"],
+        props["PrivateUsers"],
+        props["PrivateNetwork"],
+        props["MemoryDenyWriteExecute"],
+        props["NoNewPrivileges"],
+    ) == ("strict", "yes", "yes", "yes", "yes", "yes")
     assert props["User"] == "bitpoll"
     assert "bitpoll.socket" in props["TriggeredBy"]
     # The kernel's view of the main process (gunicorn's master), not just systemd's settings.
     pid = props["MainPID"]
     status = sh(container, "cat", f"/proc/{pid}/status").stdout
     fields = dict(re.findall(r"^(\w+):\s*(.*)$", status, re.M))
-    print(f"\nbitpoll.service main process {pid}: Uid {fields['Uid']}, CapEff {fields['CapEff']}, Seccomp {fields['Seccomp']}, NoNewPrivs {fields['NoNewPrivs']}")
+    print(
+        f"\nbitpoll.service main process {pid}: Uid {fields['Uid']}, CapEff {fields['CapEff']}, Seccomp "
+        f"{fields['Seccomp']}, NoNewPrivs {fields['NoNewPrivs']}"
+    )
     assert fields["CapEff"] == "0000000000000000"
     assert fields["Seccomp"] == "2", "no seccomp filter on the service"
     assert fields["NoNewPrivs"] == "1"
@@ -140,7 +169,13 @@ def check_probe(output, where):
 def home_secret(container):
     """A world-readable file in /home and a world-writable directory outside the state: what
     only the sandbox keeps the service from."""
-    sh(container, "sh", "-c", "mkdir -p /home/alice /srv/open && chmod 1777 /srv/open && echo hunter2 > /home/alice/secret && chmod 755 /home/alice && chmod 644 /home/alice/secret")
+    sh(
+        container,
+        "sh",
+        "-c",
+        "mkdir -p /home/alice /srv/open && chmod 1777 /srv/open && echo hunter2 > /home/alice/secret && "
+        "chmod 755 /home/alice && chmod 644 /home/alice/secret",
+    )
     return "/home/alice/secret"
 
 
@@ -151,7 +186,21 @@ def test_service_namespace_cannot_write_etc_or_package_nor_see_home(container, h
     uid = sh(container, "id", "-u", "bitpoll").stdout.strip()
     gid = sh(container, "id", "-g", "bitpoll").stdout.strip()
     python = container.load()["python"]
-    result = sh(container, "nsenter", f"--target={pid}", "--mount", f"--setuid={uid}", f"--setgid={gid}", "--", python, "-c", PROBE, info["PACKAGE"], info["SERVICE_STATE_DIR"], check=False)
+    result = sh(
+        container,
+        "nsenter",
+        f"--target={pid}",
+        "--mount",
+        f"--setuid={uid}",
+        f"--setgid={gid}",
+        "--",
+        python,
+        "-c",
+        PROBE,
+        info["PACKAGE"],
+        info["SERVICE_STATE_DIR"],
+        check=False,
+    )
     assert result.returncode == 0, result.stderr
     check_probe(result.stdout, f"in the mount namespace of bitpoll.service (pid {pid})")
 
@@ -159,12 +208,24 @@ def test_service_namespace_cannot_write_etc_or_package_nor_see_home(container, h
 def test_bitpoll_manage_runs_as_the_service(container, home_secret):
     """`bitpoll-manage` (the module's wrapper on PATH) runs manage.py with the service's sandbox."""
     info = container.info_values
-    code = PROBE.replace("sys.argv[1]", repr(info["PACKAGE"])).replace("sys.argv[2]", repr(info["SERVICE_STATE_DIR"]))
+    code = PROBE.replace("sys.argv[1]", repr(info["PACKAGE"])).replace(
+        "sys.argv[2]", repr(info["SERVICE_STATE_DIR"])
+    )
     result = sh(container, "bitpoll-manage", "shell", "-c", code, check=False)
     assert result.returncode == 0, result.stderr + journal(container)
     check_probe(result.stdout, "bitpoll-manage shell")
     # Django's shell may print a line about its automatic imports first; ours is the last.
-    who = sh(container, "bitpoll-manage", "shell", "-c", "import os, django.conf; print(os.getuid(), django.conf.settings.BASE_URL)").stdout.strip().splitlines()[-1]
+    who = (
+        sh(
+            container,
+            "bitpoll-manage",
+            "shell",
+            "-c",
+            "import os, django.conf; print(os.getuid(), django.conf.settings.BASE_URL)",
+        )
+        .stdout.strip()
+        .splitlines()[-1]
+    )
     assert who.split() == [sh(container, "id", "-u", "bitpoll").stdout.strip(), info["BASE_URL"]]
 
 
@@ -222,7 +283,9 @@ def test_backup_timer_service_leaves_a_verified_archive(container):
     count_before = int(sh(container, "sh", "-c", listing).stdout.strip() or 0)
     started = sh(container, "systemctl", "start", timer["Unit"], check=False, timeout=300)
     result = show(container, timer["Unit"], "Result", "ExecMainStatus")
-    assert started.returncode == 0 and result["Result"] == "success", f"{result} {started.stderr}" + journal(container, timer["Unit"])
+    assert started.returncode == 0 and result["Result"] == "success", f"{result} {started.stderr}" + journal(
+        container, timer["Unit"]
+    )
     archives = sh(container, "sh", "-c", f"ls -1t {backup_dir}/*.tar.gz").stdout.split()
     assert len(archives) == count_before + 1, archives
     archive = archives[0]
@@ -244,12 +307,30 @@ def test_clearsessions_service_runs(container):
     assert timer["ActiveState"] == "active" and timer["NextElapseUSecRealtime"], timer
     started = sh(container, "systemctl", "start", "bitpoll-clearsessions.service", check=False, timeout=300)
     result = show(container, "bitpoll-clearsessions.service", "Result")
-    assert started.returncode == 0 and result["Result"] == "success", str(result) + journal(container, "bitpoll-clearsessions.service")
+    assert started.returncode == 0 and result["Result"] == "success", str(result) + journal(
+        container, "bitpoll-clearsessions.service"
+    )
 
 
 def test_ssh_target_reaches_the_container(container):
     info = container.info_values
-    result = subprocess.run(["ssh", "-F", info["SSH_CONFIG"], "-o", "BatchMode=yes", "127.0.0.1", "systemctl", "is-active", "bitpoll.socket", "bitpoll.service"], capture_output=True, text=True, timeout=60)
+    result = subprocess.run(
+        [
+            "ssh",
+            "-F",
+            info["SSH_CONFIG"],
+            "-o",
+            "BatchMode=yes",
+            "127.0.0.1",
+            "systemctl",
+            "is-active",
+            "bitpoll.socket",
+            "bitpoll.service",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert result.returncode == 0, result.stderr
     assert result.stdout.split() == ["active", "active"]
     assert info["SSH_TARGET"] == f"ssh://root@127.0.0.1:{info['SSH_PORT']}"

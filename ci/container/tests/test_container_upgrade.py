@@ -20,7 +20,10 @@ from nspawn_support import create_poll, journal, require_host, requests_across, 
 def upgrade_container(tmp_path_factory):
     current, previous = os.environ.get("BITPOLL_SRC"), os.environ.get("BITPOLL_SRC_PREVIOUS")
     if not current or not previous:
-        pytest.skip("BITPOLL_SRC and BITPOLL_SRC_PREVIOUS must both be set (checkouts of Bitpoll 0.11 and 0.10) for the upgrade test")
+        pytest.skip(
+            "BITPOLL_SRC and BITPOLL_SRC_PREVIOUS must both be set (checkouts of Bitpoll 0.11 and 0.10) for "
+            "the upgrade test"
+        )
     require_host()
     old, new = testbed.prepare_layout(Path(previous)), testbed.prepare_layout(Path(current))
     box = testbed.Container(tmp_path_factory.mktemp("upgrade-container") / "state", stop_with_caller=True)
@@ -52,12 +55,23 @@ def test_switch_to_the_new_package_migrates_keeps_data_and_refuses_no_request(up
     assert browser.request(f"/poll/{slug}/vote/", vote)[0] == 302
     marker = sh(box, "cat", f"{info['SERVICE_STATE_DIR']}/.bitpoll-migrated").stdout
 
-    switch = ["ssh", "-F", info["SSH_CONFIG"], "-o", "BatchMode=yes", "127.0.0.1", "bitpoll-testbed-switch", new_version]
+    switch = [
+        "ssh",
+        "-F",
+        info["SSH_CONFIG"],
+        "-o",
+        "BatchMode=yes",
+        "127.0.0.1",
+        "bitpoll-testbed-switch",
+        new_version,
+    ]
     load = requests_across(box, switch)
     assert load.returncode == 0, load.stderr + journal(box)
     load.check()
 
-    assert f"{packages[new_version]}/lib/bitpoll" in running_package(box), "the service does not run the new package"
+    assert f"{packages[new_version]}/lib/bitpoll" in running_package(
+        box
+    ), "the service does not run the new package"
     assert sh(box, "cat", "/etc/bitpoll-testbed/current").stdout.strip() == new_version
     # The prestart step saw the new package and migrated, and recorded it.
     log = sh(box, "journalctl", "--no-pager", "-u", "bitpoll.service", "-t", "bitpoll-ops").stdout
