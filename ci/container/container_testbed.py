@@ -498,7 +498,12 @@ class Container:
         state: dict | None = None,
     ) -> subprocess.CompletedProcess:
         cmd = self.command(argv, state)
-        result = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, input=input)
+        try:
+            result = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, input=input)
+        except subprocess.TimeoutExpired:
+            raise TestbedError(
+                f"in the container, {shlex.join(argv)} did not finish within {timeout:.0f} s"
+            ) from None
         if check and result.returncode != 0:
             raise TestbedError(
                 f"in the container, {shlex.join(argv)} failed (exit {result.returncode}): "
