@@ -551,6 +551,12 @@ fn parse_capture(
     let from = parser.reader.string(spec, "from");
     let regex = parser.reader.string(spec, "regex");
     if let Some((pattern, regex_span)) = &regex {
+        parser.check_template(pattern, regex_span.clone());
+    }
+    if let Some((pattern, regex_span)) = regex
+        .as_ref()
+        .filter(|(p, _)| template::references(p).is_empty())
+    {
         if let Err(error) = Regex::new(pattern) {
             parser.reader.error(
                 regex_span.clone(),

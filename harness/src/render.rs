@@ -107,6 +107,11 @@ fn render_capture(capture: &Capture, vars: &Vars) -> Result<Capture, String> {
     };
     Ok(Capture {
         source,
-        ..capture.clone()
+        name: capture.name.clone(),
+        regex: capture
+            .regex
+            .as_ref()
+            .map(|pattern| render(pattern, vars))
+            .transpose()?,
     })
 }
