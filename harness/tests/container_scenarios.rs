@@ -22,7 +22,8 @@ fn container_tool() -> PathBuf {
 /// How to boot the container for a scenario and what the scenario needs told.
 struct Case {
     scenario: &'static str,
-    up_arguments: Vec<String>,
+    /// Arguments of `bitpoll-container up`, or why this host cannot run the case.
+    up_arguments: Result<Vec<String>, String>,
     vars: Vec<String>,
 }
 
@@ -83,7 +84,8 @@ fn step_count(scenario: &str) -> Result<usize, Failed> {
 
 fn run_case(case: &Case) -> Result<(), Failed> {
     let steps = step_count(case.scenario)?;
-    let container = Container::up(&case.up_arguments)?;
+    let up_arguments = case.up_arguments.clone()?;
+    let container = Container::up(&up_arguments)?;
     let mut command = Command::new(env!("CARGO_BIN_EXE_bitpoll-harness"));
     command
         .current_dir(repository())
@@ -150,7 +152,7 @@ fn main() {
         arguments.extend(extra.iter().map(|a| a.to_string()));
         Ok(arguments)
     };
-    let mut cases: Vec<(Result<Vec<String>, String>, &'static str, Vec<String>)> = [
+    let mut cases: Vec<Case> = [
         "deployment",
         "migrations",
         "hardening",
@@ -158,40 +160,38 @@ fn main() {
         "faults",
     ]
     .into_iter()
-    .map(|scenario| (with_current(&[]), scenario, Vec::new()))
+    .map(|scenario| Case {
+        scenario,
+        up_arguments: with_current(&[]),
+        vars: Vec::new(),
+    })
     .collect();
-    cases.push((
-        with_current(&["--db", "postgresql"]),
-        "postgresql",
-        Vec::new(),
-    ));
+    cases.push(Case {
+        scenario: "postgresql",
+        up_arguments: with_current(&["--db", "postgresql"]),
+        vars: Vec::new(),
+    });
     // The upgrade boots 0.10.0 with 0.11.0 installed beside it; the testbed's switch command
     // plays the part of NixOS's specialisation.
-    let upgrade = previous.clone().and_then(|old| {
-        let new = current.clone()?;
-        Ok(vec!["--src".into(), old, "--other-src".into(), new])
+    cases.push(Case {
+        scenario: "upgrade",
+        up_arguments: previous.clone().and_then(|old| {
+            let new = current.clone()?;
+            Ok(vec!["--src".into(), old, "--other-src".into(), new])
+        }),
+        vars: vec!["switch_command=bitpoll-testbed-switch 0.11.0".into()],
     });
-    cases.push((
-        upgrade,
-        "upgrade",
-        vec!["switch_command=bitpoll-testbed-switch 0.11.0".into()],
-    ));
 
     let mut trials = Vec::new();
-    for (up_arguments, scenario, vars) in cases {
+    for case in cases {
         let reason = host
             .clone()
-            .or_else(|| up_arguments.as_ref().err().cloned());
+            .or_else(|| case.up_arguments.as_ref().err().cloned());
         if let Some(reason) = &reason {
-            eprintln!("container_scenarios: {scenario}: skipped: {reason}");
+            eprintln!("container_scenarios: {}: skipped: {reason}", case.scenario);
         }
-        let case = Case {
-            scenario,
-            up_arguments: up_arguments.unwrap_or_default(),
-            vars,
-        };
         trials.push(
-            Trial::test(scenario.replace('-', "_"), move || run_case(&case))
+            Trial::test(case.scenario.replace('-', "_"), move || run_case(&case))
                 .with_kind("needs BITPOLL_SRC and systemd-nspawn")
                 .with_ignored_flag(reason.is_some()),
         );
