@@ -27,6 +27,7 @@ import container_testbed as testbed  # noqa: E402
 
 __all__ = [
     "Browser",
+    "container_listeners",
     "create_poll",
     "host_problem",
     "journal",
@@ -223,3 +224,17 @@ def requests_across(container, command, base_url=None) -> Load:
         thread.join(timeout=120)
     assert not any(t.is_alive() for t in burst_threads + clients), "requests still hanging"
     return Load(steady, burst, still_activating, process.returncode, stdout, stderr, seconds)
+
+
+def container_listeners(container) -> list[tuple[str, str]]:
+    """(local address, owners) of every TCP and UDP socket that a process of the container
+    listens on. The container shares the host's network, so `ss` lists the host's sockets too,
+    but names owners only for processes in the container's own process namespace."""
+    out = sh(container, "ss", "-Hltunp").stdout
+    listeners = []
+    for line in out.splitlines():
+        fields = line.split()
+        owners = next((f for f in fields if f.startswith("users:")), None)
+        if owners:
+            listeners.append((fields[4], owners))
+    return listeners

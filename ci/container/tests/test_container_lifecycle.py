@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from nspawn_support import require_host, testbed
+from nspawn_support import container_listeners, require_host, testbed
 
 
 @pytest.fixture()
@@ -31,10 +31,9 @@ def test_boots_on_an_overlay_and_leaves_nothing_behind(bare):
     assert not (rootfs / "etc/bitpoll-testbed-probe").exists()
     assert box.exec(["systemctl", "is-system-running"]).stdout.strip() == "running"
 
-    # sshd listens on 127.0.0.1 at the announced port only.
-    listening = box.exec(["ss", "-Hltn"]).stdout.split("\n")
-    sshd = [line for line in listening if line.split() and line.split()[3].endswith(f":{info['SSH_PORT']}")]
-    assert sshd and all(line.split()[3] == f"127.0.0.1:{info['SSH_PORT']}" for line in sshd), listening
+    # Everything the container listens on is on 127.0.0.1: here, sshd at the announced port.
+    listeners = container_listeners(box)
+    assert [address for address, _ in listeners] == [f"127.0.0.1:{info['SSH_PORT']}"], listeners
     result = subprocess.run(
         ["ssh", "-F", info["SSH_CONFIG"], "-o", "BatchMode=yes", "127.0.0.1", "cat", "/etc/hostname"],
         capture_output=True,

@@ -17,7 +17,16 @@ from pathlib import Path
 
 import pytest
 
-from nspawn_support import create_poll, journal, require_host, requests_across, sh, show, testbed
+from nspawn_support import (
+    container_listeners,
+    create_poll,
+    journal,
+    require_host,
+    requests_across,
+    sh,
+    show,
+    testbed,
+)
 
 
 @pytest.fixture(scope="session")
@@ -327,6 +336,14 @@ def test_clearsessions_service_runs(container):
     assert started.returncode == 0 and result["Result"] == "success", str(result) + journal(
         container, "bitpoll-clearsessions.service"
     )
+
+
+def test_the_container_listens_on_127_0_0_1_only(container):
+    """The container shares the host's network: sshd and bitpoll.socket, nothing else, and only
+    on 127.0.0.1 at the announced ports."""
+    info = container.info_values
+    addresses = sorted(address for address, _ in container_listeners(container))
+    assert addresses == sorted([f"127.0.0.1:{info['SSH_PORT']}", f"127.0.0.1:{info['HTTP_PORT']}"]), addresses
 
 
 def test_ssh_target_reaches_the_container(container):
