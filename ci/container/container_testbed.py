@@ -26,7 +26,9 @@ State of one container lives in its state directory (default /tmp/bitpoll-contai
 
 from __future__ import annotations
 
+import base64
 import ctypes
+import dataclasses
 import errno
 import hashlib
 import json
@@ -53,6 +55,8 @@ DEFAULT_STATE_DIR = Path(os.environ.get("BITPOLL_CONTAINER_DIR") or "/tmp/bitpol
 STORE = "/nix/store"
 SERVICE_STATE_DIR = "/var/lib/bitpoll"
 BACKUP_DIR = "/var/backup/bitpoll"
+# Where `up --credentials` puts the secret files (root only), as an administrator would.
+CREDENTIALS_DIR = "/etc/bitpoll-testbed/credentials"
 # The PATH of commands run in the container, and of the units (passed to ci/render-units).
 CONTAINER_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 # The units enabled and started by `up`, in order.
@@ -76,7 +80,7 @@ fi
 for unit in "$packages/$1"/*.service "$packages/$1"/*.timer; do
   install -m 0644 "$unit" /etc/systemd/system/
 done
-install -m 0755 "$packages/$1/bitpoll-manage" /usr/local/bin/bitpoll-manage
+install -m 0755 "$packages/$1"/bin/* /usr/local/bin/
 systemctl daemon-reload
 systemctl restart bitpoll.service
 echo "$1" > /etc/bitpoll-testbed/current
@@ -442,6 +446,19 @@ def unmount_all(path: Path) -> list[str]:
 # The container.
 
 
+@dataclasses.dataclass
+class Setup:
+    """What `up` installs: the active package and others, the database, extra arguments for
+    ci/render-units, extra settings, and whether the secrets come as credentials."""
+
+    layout: Layout | None
+    others: list[Layout]
+    db: str
+    render_args: list[str]
+    settings: dict
+    credentials: bool
+
+
 class Container:
     def __init__(self, state_dir: Path = DEFAULT_STATE_DIR, stop_with_caller: bool = False):
         """`stop_with_caller`: the container shuts down when the process that started it dies
@@ -528,12 +545,15 @@ class Container:
         render_args: list[str] | None = None,
         settings: dict | None = None,
         other_layout_bins: list[Path] | tuple = (),
+        credentials: bool = False,
     ) -> dict:
         """Boot a container; with `layout_bin`, install and start Bitpoll in it. `settings` are
         applied over the testbed's own (ALLOWED_HOSTS, BASE_URL and, for PostgreSQL,
         DATABASES), as the module's freeform `settings` are. `other_layout_bins` are further
         packages, installed in the store with their units rendered but not active: inside,
         `bitpoll-testbed-switch VERSION` switches to one as `nixos-rebuild switch` would.
+        `credentials`: the secrets are files outside the store passed with LoadCredential= (the
+        module's secretKeyFile and encryptionKeyFile) instead of generated in the state directory.
         Returns the KEY=VALUE map."""
         if os.geteuid() != 0:
             raise TestbedError("the container testbed needs root (systemd-nspawn, overlay and bind mounts)")
@@ -568,17 +588,16 @@ class Container:
                 candidate.ensure_readable()
         if db not in ("sqlite", "postgresql"):
             raise TestbedError(f"unknown database '{db}'; use sqlite or postgresql")
-        if db == "postgresql" and not layout:
-            raise TestbedError("a PostgreSQL database needs Bitpoll: pass --src or --layout-bin")
+        if (db == "postgresql" or credentials) and not layout:
+            raise TestbedError("a database or credentials need Bitpoll: pass --src or --layout-bin")
+        setup = Setup(layout, others, db, render_args or [], settings or {}, credentials)
         base = rootfs.build()
         # The files made here become the container's (its root directory is the overlay's upper
         # directory): they need the usual modes whatever umask the caller runs with (a test
         # process may have set 077, which would leave "/" unreadable for the container's users).
         umask = os.umask(0o022)
         try:
-            return self._up(
-                base, layout, others, db, boot_timeout, start_timeout, render_args or [], settings or {}
-            )
+            return self._up(base, setup, boot_timeout, start_timeout)
         except BaseException:
             # Stop whatever started, but keep the files (console.log, the writable layer) for
             # a look at what went wrong; the next `up` or `down` removes them.
@@ -587,17 +606,8 @@ class Container:
         finally:
             os.umask(umask)
 
-    def _up(
-        self,
-        base: Path,
-        layout: "Layout | None",
-        others: list["Layout"],
-        db: str,
-        boot_timeout: float,
-        start_timeout: float,
-        render_args: list[str],
-        extra_settings: dict,
-    ) -> dict:
+    def _up(self, base: Path, setup: "Setup", boot_timeout: float, start_timeout: float) -> dict:
+        layout, others = setup.layout, setup.others
         started = time.monotonic()
         self.dir.mkdir(parents=True, exist_ok=True)
         name = f"bitpoll-{os.urandom(3).hex()}"
@@ -631,7 +641,7 @@ class Container:
         if layout:
             for candidate in [layout, *others]:
                 binds += [bind for bind in candidate.assemble(store) if bind not in binds]
-            self._stage_bitpoll(root, layout, others, db, state, render_args, extra_settings)
+            self._stage_bitpoll(root, setup, state)
         self._boot(root, store if layout else None, binds, state, boot_timeout)
         if layout:
             self._start_bitpoll(state, start_timeout)
@@ -707,17 +717,10 @@ class Container:
         wants.mkdir(parents=True, exist_ok=True)
         (wants / "ssh.service").symlink_to("/lib/systemd/system/ssh.service")
 
-    def _stage_bitpoll(
-        self,
-        root: Path,
-        layout: Layout,
-        others: list[Layout],
-        db: str,
-        state: dict,
-        render_args: list[str],
-        extra_settings: dict,
-    ) -> None:
+    def _stage_bitpoll(self, root: Path, setup: "Setup", state: dict) -> None:
         """Bitpoll's settings, units, user and directories, as the NixOS module lays them out."""
+        layout, others, db = setup.layout, setup.others, setup.db
+        render_args = list(setup.render_args)
         port = state["http_port"]
         base_url = f"http://127.0.0.1:{port}"
         # The settings file is in the store, as the module renders it.
@@ -739,7 +742,9 @@ class Container:
             }
             render_args = ["--require", "postgresql.target", *render_args]
             self._stage_postgresql(root)
-        settings.update(extra_settings)
+        settings.update(setup.settings)
+        if setup.credentials:
+            render_args += self._stage_credentials(root)
         settings_path = (
             f"{STORE}/{store_hash('settings', json.dumps(settings, sort_keys=True))}-bitpoll-settings.json"
         )
@@ -781,7 +786,10 @@ class Container:
             for unit in sorted(units.iterdir()):
                 if unit.is_file() and unit.suffix in (".service", ".socket", ".timer"):
                     shutil.copyfile(unit, kept / unit.name)
-            shutil.copyfile(units / "bin/bitpoll-manage", kept / "bitpoll-manage")
+            # The commands the module puts on PATH (environment.systemPackages): bitpoll-manage
+            # and bitpoll-ops, each running the package's tool in a unit with the service's
+            # sandbox.
+            shutil.copytree(units / "bin", kept / "bin")
         system = root / "etc/systemd/system"
         for unit in sorted((packages / layout.version).iterdir()):
             if unit.suffix in (".service", ".socket", ".timer"):
@@ -790,9 +798,9 @@ class Container:
         tmpfiles = self.dir / "units" / layout.version / "tmpfiles.d/bitpoll.conf"
         if tmpfiles.is_file():
             shutil.copyfile(tmpfiles, root / "etc/tmpfiles.d/bitpoll.conf")
-        manage = root / "usr/local/bin/bitpoll-manage"
-        shutil.copyfile(packages / layout.version / "bitpoll-manage", manage)
-        manage.chmod(0o755)
+        for command in sorted((packages / layout.version / "bin").iterdir()):
+            shutil.copyfile(command, root / "usr/local/bin" / command.name)
+            (root / "usr/local/bin" / command.name).chmod(0o755)
         switch = root / "usr/local/sbin/bitpoll-testbed-switch"
         switch.write_text(SWITCH_SCRIPT)
         switch.chmod(0o755)
@@ -816,8 +824,28 @@ class Container:
             version=layout.version,
             packages={candidate.version: candidate.c_package for candidate in [layout, *others]},
             db=db,
+            credentials=setup.credentials,
         )
         self.save(state)
+
+    def _stage_credentials(self, root: Path) -> list[str]:
+        """Secret files outside the store, readable by root only, passed to the units with
+        LoadCredential= as the module does for secretKeyFile and encryptionKeyFile; returns the
+        ci/render-units arguments that name them."""
+        directory = root / CREDENTIALS_DIR.lstrip("/")
+        directory.mkdir(parents=True, mode=0o700)
+        values = {
+            "secret_key": base64.urlsafe_b64encode(os.urandom(48)).decode(),
+            # A Fernet key: 32 random bytes, URL-safe base64.
+            "encryption_key": base64.urlsafe_b64encode(os.urandom(32)).decode(),
+        }
+        arguments = []
+        for name, value in values.items():
+            path = directory / name
+            with open(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600), "w") as handle:
+                handle.write(value + "\n")
+            arguments += ["--credential", f"{name}={CREDENTIALS_DIR}/{name}"]
+        return arguments
 
     def _stage_postgresql(self, root: Path) -> None:
         """Debian's PostgreSQL arranged like NixOS's services.postgresql with ensureDatabases and

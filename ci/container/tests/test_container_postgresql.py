@@ -1,7 +1,11 @@
 """Bitpoll with `database.createLocally`: PostgreSQL on the same machine, peer authentication
 over its unix socket, the service (PrivateNetwork=, PrivateUsers=, AF_UNIX only) connecting as
 the role named like its user. Debian's server stands in for services.postgresql; the container
-testbed arranges it as NixOS does (postgresql.target after the role and database exist)."""
+testbed arranges it as NixOS does (postgresql.target after the role and database exist).
+
+This container also takes its secrets the other way the module offers: files outside the store
+(secretKeyFile, encryptionKeyFile) passed with LoadCredential=, instead of secrets generated in
+the state directory."""
 
 from __future__ import annotations
 
@@ -23,7 +27,7 @@ def pg_container(tmp_path_factory):
         )
     require_host()
     box = testbed.Container(tmp_path_factory.mktemp("pg-container") / "state", stop_with_caller=True)
-    info = box.up(testbed.prepare_layout(Path(src)), db="postgresql")
+    info = box.up(testbed.prepare_layout(Path(src)), db="postgresql", credentials=True)
     print(f"\ncontainer with PostgreSQL up in {info.get('UP_SECONDS')} s: {info['BASE_URL']}")
     box.info_values = info
     yield box
@@ -63,3 +67,33 @@ def test_backup_of_the_postgresql_database_verifies(pg_container):
     assert verified.returncode == 0, verified.stdout + verified.stderr
     assert "postgresql database" in verified.stdout, verified.stdout
     print("\n" + verified.stdout.strip())
+
+
+def test_secrets_come_from_credentials_only(pg_container):
+    unit = sh(pg_container, "systemctl", "cat", "bitpoll.service").stdout
+    for name in ("secret_key", "encryption_key"):
+        assert f"LoadCredential={name}:{testbed.CREDENTIALS_DIR}/{name}" in unit, unit
+    # The service user cannot read the files themselves: systemd hands it copies.
+    read = sh(
+        pg_container,
+        "runuser",
+        "-u",
+        "bitpoll",
+        "--",
+        "cat",
+        f"{testbed.CREDENTIALS_DIR}/secret_key",
+        check=False,
+    )
+    assert read.returncode != 0 and "Permission denied" in read.stderr, read
+    # prestart generated nothing, and the backup carries the credential's key (without it the
+    # encrypted fields of a restored database would be unreadable).
+    state = pg_container.info_values["SERVICE_STATE_DIR"]
+    assert sh(pg_container, "ls", "-A", f"{state}/secrets").stdout.split() == []
+    sh(pg_container, "systemctl", "start", "bitpoll-backup.service", timeout=300)
+    archive = sh(
+        pg_container, "sh", "-c", f"ls -1t {pg_container.info_values['BACKUP_DIR']}/*.tar.gz"
+    ).stdout.split()[0]
+    read_member = "import sys, tarfile; print(tarfile.open(sys.argv[1]).extractfile('secrets/encryption_key').read().decode().strip())"
+    in_archive = sh(pg_container, pg_container.load()["python"], "-c", read_member, archive).stdout.strip()
+    credential = sh(pg_container, "cat", f"{testbed.CREDENTIALS_DIR}/encryption_key").stdout.strip()
+    assert in_archive == credential and len(credential) == 44
