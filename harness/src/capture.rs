@@ -91,6 +91,7 @@ mod tests {
                 attr: attr.map(Into::into),
             },
             regex: None,
+            metric: false,
         };
         let source = Source::Http(&page);
         assert_eq!(
@@ -109,6 +110,7 @@ mod tests {
             name: "slug".into(),
             source: CaptureSource::Header("location".into()),
             regex: Some("/poll/([^/]+)/".into()),
+            metric: false,
         };
         assert_eq!(capture(&header, &source).unwrap(), "abc");
     }

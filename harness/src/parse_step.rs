@@ -27,6 +27,7 @@ const STEP_KEYS: &[&str] = &[
     "always",
     "timeout",
     "requires",
+    "metric",
 ];
 const HTTP_KEYS: &[&str] = &[
     "method",
@@ -39,7 +40,7 @@ const HTTP_KEYS: &[&str] = &[
 const HTTP_METHODS: &[&str] = &["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"];
 const MATCH_KEYS: &[&str] = &["equals", "contains", "not_contains", "regex"];
 const HEADER_MATCH_KEYS: &[&str] = &["equals", "contains", "not_contains", "regex", "absent"];
-const CAPTURE_KEYS: &[&str] = &["css", "attr", "header", "from", "regex"];
+const CAPTURE_KEYS: &[&str] = &["css", "attr", "header", "from", "regex", "metric"];
 const RETRY_KEYS: &[&str] = &["timeout", "interval"];
 const REPEAT_KEYS: &[&str] = &["count", "interval"];
 const FILE_TYPES: &[&str] = &["file", "directory", "symlink"];
@@ -129,6 +130,20 @@ pub(crate) fn parse_step(parser: &mut Parser, table: &dyn TableLike, span: Span)
         .duration(table, "timeout")
         .unwrap_or(DEFAULT_STEP_TIMEOUT);
     let requires = parse_requires(parser, table);
+    let metric = parser
+        .reader
+        .string(table, "metric")
+        .and_then(|(metric, span)| {
+            if template::is_valid_name(&metric) {
+                Some(metric)
+            } else {
+                parser.reader.error(
+                    span,
+                    format!("metric name `{metric}` must be letters, digits, `-` or `_`"),
+                );
+                None
+            }
+        });
 
     Some(Step {
         name: name?,
@@ -141,6 +156,7 @@ pub(crate) fn parse_step(parser: &mut Parser, table: &dyn TableLike, span: Span)
         always,
         timeout,
         requires,
+        metric,
     })
 }
 
@@ -633,6 +649,7 @@ fn parse_capture(
         name: name.to_string(),
         source,
         regex: regex.map(|(pattern, _)| pattern),
+        metric: parser.reader.bool(spec, "metric").unwrap_or(false),
     })
 }
 

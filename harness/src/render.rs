@@ -108,6 +108,7 @@ fn render_capture(capture: &Capture, vars: &Vars) -> Result<Capture, String> {
     Ok(Capture {
         source,
         name: capture.name.clone(),
+        metric: capture.metric,
         regex: capture
             .regex
             .as_ref()

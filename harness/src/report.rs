@@ -2,6 +2,8 @@
 //! The JSON form is a documented, stable schema (docs/report-schema.md): add fields, never
 //! rename or remove them without raising `schema_version`.
 
+use std::collections::BTreeMap;
+
 use serde::{Deserialize, Serialize};
 
 pub const SCHEMA_VERSION: u32 = 1;
@@ -42,6 +44,10 @@ pub struct StepReport {
     pub message: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub detail: Option<Detail>,
+    /// Measurements of a passed step: its duration under the step's `metric` name, and
+    /// captures marked `metric = true`. What the nixpkgs-bump gate compares.
+    #[serde(skip_serializing_if = "BTreeMap::is_empty", default)]
+    pub metrics: BTreeMap<String, f64>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -91,14 +91,20 @@ pub async fn run_scenario(
                 .await
             }
         };
-        let report = StepReport {
+        let mut report = StepReport {
             name: step.name.clone(),
             action: step.action.kind().to_string(),
             status: outcome.status,
             duration_ms: step_started.elapsed().as_millis() as u64,
             message: outcome.message,
             detail: outcome.detail,
+            metrics: outcome.metrics,
         };
+        if let (Some(name), Status::Passed) = (&step.metric, report.status) {
+            report
+                .metrics
+                .insert(name.clone(), report.duration_ms as f64);
+        }
         failed |= report.status == Status::Failed;
         progress(&report);
         steps.push(report);
@@ -124,6 +130,7 @@ struct Outcome {
     status: Status,
     message: Option<String>,
     detail: Option<crate::report::Detail>,
+    metrics: BTreeMap<String, f64>,
 }
 
 impl Outcome {
@@ -132,6 +139,7 @@ impl Outcome {
             status: Status::Failed,
             message: Some(message),
             detail: None,
+            metrics: BTreeMap::new(),
         }
     }
 
@@ -140,6 +148,7 @@ impl Outcome {
             status: Status::Skipped,
             message: Some(reason),
             detail: None,
+            metrics: BTreeMap::new(),
         }
     }
 }
@@ -184,11 +193,16 @@ async fn run_step(
         None => attempt_with_retry(&rendered, context, timeout, remaining).await,
     };
     if attempt.failures.is_empty() {
+        let metrics = match capture_metrics(&rendered, &attempt.captured) {
+            Ok(metrics) => metrics,
+            Err(message) => return Outcome::failed(message),
+        };
         vars.extend(attempt.captured);
         return Outcome {
             status: Status::Passed,
             message: None,
             detail: None,
+            metrics,
         };
     }
     let mut detail = attempt.detail;
@@ -205,7 +219,31 @@ async fn run_step(
         status: Status::Failed,
         message: Some(message),
         detail: Some(detail),
+        metrics: BTreeMap::new(),
     }
+}
+
+/// The captures marked `metric = true`, as numbers.
+fn capture_metrics(
+    step: &Step,
+    captured: &[(String, String)],
+) -> Result<BTreeMap<String, f64>, String> {
+    let mut metrics = BTreeMap::new();
+    for capture in step.captures.iter().filter(|capture| capture.metric) {
+        let value = captured
+            .iter()
+            .find(|(name, _)| *name == capture.name)
+            .map(|(_, value)| value.as_str())
+            .unwrap_or_default();
+        let number = value.trim().parse::<f64>().map_err(|_| {
+            format!(
+                "capture `{}` is a metric but {value:?} is not a number",
+                capture.name
+            )
+        })?;
+        metrics.insert(capture.name.clone(), number);
+    }
+    Ok(metrics)
 }
 
 /// Repeats the attempt until it passes or the retry window closes. `wait_for_unit` retries

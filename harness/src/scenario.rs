@@ -45,6 +45,8 @@ pub struct Step {
     pub timeout: Duration,
     /// What the target must offer for this step to run; otherwise the step is skipped.
     pub requires: Vec<Capability>,
+    /// Record the step's duration in milliseconds as a metric of this name.
+    pub metric: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
@@ -175,6 +177,8 @@ pub struct Capture {
     pub source: CaptureSource,
     /// Applied to what the source yields; the first group, or the whole match without groups.
     pub regex: Option<String>,
+    /// Also record the captured value, a number, as a metric named after the capture.
+    pub metric: bool,
 }
 
 #[derive(Debug, Clone)]

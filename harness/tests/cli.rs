@@ -332,3 +332,45 @@ fn help_names_every_command_and_the_exit_codes() {
         .stdout(predicate::str::contains("accept-new"))
         .stdout(predicate::str::contains("--var <NAME=VALUE>"));
 }
+
+#[test]
+fn metrics_of_passed_steps_are_reported() {
+    let dir = ScenarioDir::new();
+    let file = dir.write(
+        "metrics.toml",
+        r#"
+[scenario]
+name = "metrics"
+summary = "durations and captured numbers as metrics"
+
+[[step]]
+name = "timed"
+run = ["sleep", "0.2"]
+metric = "sleep_ms"
+
+[[step]]
+name = "measured"
+sh = "echo 'MemoryCurrent=123456'"
+capture.memory_bytes = { regex = "MemoryCurrent=(\\d+)", metric = true }
+
+[[step]]
+name = "not a number"
+sh = "echo 'MemoryCurrent=[not set]'"
+capture.memory = { regex = "MemoryCurrent=(.*)", metric = true }
+"#,
+    );
+    let report = dir.path("report.json");
+    run_local(&file, None)
+        .args(["--report", report.to_str().unwrap()])
+        .assert()
+        .code(1)
+        .stdout(predicate::str::contains(
+            "capture `memory` is a metric but \"[not set]\" is not a number",
+        ));
+    let json: serde_json::Value = serde_json::from_slice(&std::fs::read(report).unwrap()).unwrap();
+    let steps = &json["scenarios"][0]["steps"];
+    let sleep_ms = steps[0]["metrics"]["sleep_ms"].as_f64().unwrap();
+    assert!((200.0..5000.0).contains(&sleep_ms), "{sleep_ms}");
+    assert_eq!(steps[1]["metrics"]["memory_bytes"], 123456.0);
+    assert!(steps[2].get("metrics").is_none());
+}

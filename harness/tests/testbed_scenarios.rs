@@ -143,19 +143,19 @@ fn main() {
             "deployment_on_sqlite",
             "sqlite",
             "deployment",
-            "15 passed, 0 failed, 1 skipped",
+            "15 passed, 0 failed, 2 skipped",
         ),
         (
             "deployment_on_postgresql",
             "postgresql",
             "deployment",
-            "15 passed, 0 failed, 1 skipped",
+            "15 passed, 0 failed, 2 skipped",
         ),
         (
             "migrations_on_sqlite",
             "sqlite",
             "migrations",
-            "2 passed, 0 failed, 5 skipped",
+            "2 passed, 0 failed, 6 skipped",
         ),
     ];
     let trials = cases
