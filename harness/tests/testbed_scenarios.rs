@@ -73,8 +73,7 @@ impl Testbed {
 impl Drop for Testbed {
     fn drop(&mut self) {
         let _ = Command::new(repository().join("ci/testbed/bitpoll-testbed"))
-            .arg("stop")
-            .arg("--dir")
+            .args(["stop", "--remove", "--dir"])
             .arg(self.dir.path().join("instance"))
             .output();
     }
