@@ -66,10 +66,13 @@ CGROUP_PREFIX = "bitpoll-container-"
 # Installed in the container as /usr/local/sbin/bitpoll-testbed-switch.
 SWITCH_SCRIPT = """\
 #!/bin/sh
-# bitpoll-testbed-switch VERSION: what `nixos-rebuild switch` does when Bitpoll's package changes.
-# The module sets stopIfChanged = false, so NixOS installs the new units, reloads systemd and
-# restarts bitpoll.service; the socket unit stays up (switch-to-configuration leaves sockets
-# alone), so no connection is refused. Written by ci/container/container_testbed.py.
+# bitpoll-testbed-switch VERSION: what NixOS's switch-to-configuration does to Bitpoll's units
+# when the system changes to that version's package. Units whose files changed are installed and
+# systemd reloads them; bitpoll.service is restarted only when its unit changed (the module sets
+# stopIfChanged = false, so it is a restart and the socket unit stays up: no connection is
+# refused); changed timers are restarted; the housekeeping services (restartIfChanged = false)
+# and the socket (switch-to-configuration leaves sockets alone) are not touched. Switching to the
+# running version changes nothing. Written by ci/container/container_testbed.py.
 set -eu
 packages=/etc/bitpoll-testbed/packages
 if [ $# -ne 1 ] || [ ! -d "$packages/$1" ]; then
@@ -77,14 +80,27 @@ if [ $# -ne 1 ] || [ ! -d "$packages/$1" ]; then
   echo "bitpoll-testbed-switch: usage: bitpoll-testbed-switch VERSION, one of: $known" >&2
   exit 2
 fi
-for unit in "$packages/$1"/*.service "$packages/$1"/*.timer; do
-  install -m 0644 "$unit" /etc/systemd/system/
+changed=""
+for unit in "$packages/$1"/*.service "$packages/$1"/*.socket "$packages/$1"/*.timer; do
+  name=${unit##*/}
+  if ! cmp -s "$unit" "/etc/systemd/system/$name"; then
+    install -m 0644 "$unit" /etc/systemd/system/
+    changed="$changed $name"
+  fi
 done
 install -m 0755 "$packages/$1"/bin/* /usr/local/bin/
-systemctl daemon-reload
-systemctl restart bitpoll.service
 echo "$1" > /etc/bitpoll-testbed/current
-echo "bitpoll-testbed-switch: Bitpoll $1 is running"
+if [ -z "$changed" ]; then
+  echo "bitpoll-testbed-switch: Bitpoll $1 is running; no unit changed"
+  exit 0
+fi
+systemctl daemon-reload
+for name in $changed; do
+  case $name in
+    bitpoll.service | *.timer) systemctl restart "$name" ;;
+  esac
+done
+echo "bitpoll-testbed-switch: Bitpoll $1 is running; changed:$changed"
 """
 
 

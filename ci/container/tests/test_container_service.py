@@ -321,6 +321,9 @@ def test_backup_timer_service_leaves_a_verified_archive(container):
     verified = sh(container, ops, "verify", archive, check=False)
     assert verified.returncode == 0, verified.stdout + verified.stderr
     print("\n" + verified.stdout.strip())
+    # The same through the command the module puts on PATH, in the service's sandbox.
+    sandboxed = sh(container, "bitpoll-ops", "verify", archive, check=False)
+    assert sandboxed.returncode == 0 and "is intact" in sandboxed.stdout, sandboxed.stdout + sandboxed.stderr
     # The control: a damaged copy is rejected, so "verified" above means something.
     damaged = "/root/damaged.tar.gz"
     sh(container, "sh", "-c", f"head -c $(( $(stat -c %s {archive}) - 40 )) {archive} > {damaged}")

@@ -83,6 +83,11 @@ def test_switch_to_the_new_package_migrates_keeps_data_and_refuses_no_request(up
     status, _, body = browser.request(f"/poll/{slug}/")
     assert status == 200 and "Poll from before the upgrade" in body
     assert "Early Voter" in browser.request(f"/poll/{slug}.csv")[2]
+    # Switching again is a no-op, as switch-to-configuration with unchanged units is.
+    pid = show(box, "bitpoll.service", "MainPID")["MainPID"]
+    again = subprocess.run(switch, capture_output=True, text=True, timeout=120)
+    assert again.returncode == 0 and "no unit changed" in again.stdout, again.stdout + again.stderr
+    assert show(box, "bitpoll.service", "MainPID")["MainPID"] == pid
     # An unknown version is refused with the list of known ones.
     refused = subprocess.run(switch[:-1] + ["9.9.9"], capture_output=True, text=True, timeout=60)
     assert refused.returncode == 2 and new_version in refused.stderr
