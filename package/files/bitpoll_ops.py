@@ -17,7 +17,8 @@ while both are unchanged (and, for SQLite, the database file exists).  After rep
 behind its back (other than with `restore`, which keeps the marker right), delete that file.
 
 Restore refuses while gunicorn's pid file ($BITPOLL_STATE_DIR/server.pid, written by
-bitpoll-server) names a live gunicorn: stop the service first.
+bitpoll-server) names a live gunicorn, or a live process /proc hides (ProtectProc=invisible): stop
+the server first with `systemctl stop bitpoll.socket bitpoll.service`.
 
 Archive format (a gzip-compressed tar): `manifest.json` first, then `database/bitpoll.sqlite3`
 (SQLite backup API) or `database/bitpoll.sql` (pg_dump), `secrets/secret_key` and
@@ -569,24 +570,57 @@ def version_key(version):
     return tuple(int(part) for part in parts) if parts else None
 
 
-def running_server(env):
-    """The pid of a live bitpoll-server on this state directory, from gunicorn's pid file."""
+def running_server(env, proc="/proc"):
+    """(pid, confirmed) of a bitpoll-server that may run on this state directory, or None.
+
+    gunicorn's pid file names the server.  A pid without a process is a stale file.  A process
+    whose command line is visible and does not mention gunicorn has merely been given a recycled
+    pid.  But /proc hides other users' processes under ProtectProc=invisible or hidepid, so a
+    process that exists (kill(pid, 0) succeeds or says EPERM) without a readable command line
+    counts as the server, unconfirmed: restoring under a live server would corrupt its database.
+    """
+    path = os.path.join(env.state_dir, "server.pid")
     try:
-        with open(os.path.join(env.state_dir, "server.pid"), encoding="ascii") as handle:
-            pid = int(handle.read().strip())
-        with open(f"/proc/{pid}/cmdline", "rb") as handle:
-            cmdline = handle.read()
-    except (OSError, ValueError):
+        with open(path, encoding="ascii") as handle:
+            text = handle.read().strip()
+    except FileNotFoundError:
         return None
-    return pid if b"gunicorn" in cmdline else None
+    except OSError as error:
+        raise OpsError(f"cannot read {path} to tell whether bitpoll-server runs: {error.strerror}; "
+                       f"run restore as the service's user")
+    if not text.isdigit() or int(text) <= 0:
+        return None
+    pid = int(text)
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return None
+    except PermissionError:
+        pass  # it exists, as another user's process
+    try:
+        with open(os.path.join(proc, str(pid), "cmdline"), "rb") as handle:
+            cmdline = handle.read()
+    except OSError:
+        return pid, False
+    return (pid, True) if b"gunicorn" in cmdline else None
+
+
+# Stopping only the service is not enough: its socket would start it again on the next request.
+STOP_COMMAND = "systemctl stop bitpoll.socket bitpoll.service"
 
 
 def cmd_restore(env, args):
     os.umask(0o077)
-    pid = running_server(env)
-    if pid is not None:
-        raise OpsError(f"bitpoll-server is running (pid {pid}, {env.state_dir}/server.pid); stop it "
-                       f"first (systemctl stop bitpoll.service), then restore")
+    server = running_server(env)
+    if server is not None:
+        pid, confirmed = server
+        pid_file = os.path.join(env.state_dir, "server.pid")
+        if confirmed:
+            raise OpsError(f"bitpoll-server is running (pid {pid}, {pid_file}); stop it first "
+                           f"({STOP_COMMAND}), then restore")
+        raise OpsError(f"bitpoll-server may be running: process {pid} from {pid_file} exists but /proc "
+                       f"does not show it; stop it first ({STOP_COMMAND}), or delete {pid_file} if "
+                       f"that process is not the server, then restore")
     staging = staging_dir(env)
     try:
         # Everything that can refuse the archive comes before the first change.

@@ -10,12 +10,14 @@ import hashlib
 import io
 import json
 import os
+import pathlib
 import re
 import shutil
 import sqlite3
 import subprocess
 import sys
 import tarfile
+import tempfile
 import time
 
 import pytest
@@ -370,11 +372,87 @@ def test_restore_refuses_while_server_runs(site):
         (site / "state" / "server.pid").write_text(f"{server.pid}\n")
         status, _, err = run_ops("restore", archive, "--yes")
         assert status == 1 and f"bitpoll-server is running (pid {server.pid}" in err
+        # Stopping only the service would let its socket start it again on the next request.
+        assert "systemctl stop bitpoll.socket bitpoll.service" in err
     finally:
         server.kill()
         server.wait()
     # A stale pid file does not block.
     ok("restore", archive, "--yes")
+
+
+def fake_gunicorn():
+    """A process whose command line says gunicorn, as bitpoll-server's does, once it has started."""
+    server = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)", "gunicorn"])
+    deadline = time.monotonic() + 10
+    while b"gunicorn" not in pathlib.Path(f"/proc/{server.pid}/cmdline").read_bytes():
+        assert time.monotonic() < deadline, "the stand-in server did not start"
+        time.sleep(0.01)
+    return server
+
+
+def test_running_server_when_proc_hides_the_process(site, tmp_path):
+    """Under ProtectProc=invisible (or hidepid) /proc has no entry for another user's process."""
+    env = ops.Environment()
+    pid_file = site / "state" / "server.pid"
+    hidden_proc = tmp_path / "proc"
+    hidden_proc.mkdir()
+    server = fake_gunicorn()
+    try:
+        pid_file.write_text(f"{server.pid}\n")
+        # The process exists, so the cautious answer is "running", although /proc does not say so.
+        assert ops.running_server(env, proc=str(hidden_proc)) == (server.pid, False)
+        # Where /proc shows it, its command line confirms it.
+        assert ops.running_server(env) == (server.pid, True)
+    finally:
+        server.kill()
+        server.wait()
+    # A pid with no process is a stale file, hidden or not.
+    assert ops.running_server(env, proc=str(hidden_proc)) is None
+    assert ops.running_server(env) is None
+    # A visible process that is not gunicorn (a recycled pid) does not count.
+    pid_file.write_text(f"{os.getpid()}\n")
+    assert ops.running_server(env) is None
+    for garbage in ("", "abc", "0", "-1"):
+        pid_file.write_text(garbage)
+        assert ops.running_server(env) is None
+
+
+def test_restore_refuses_while_a_hidden_server_runs(request):
+    """The real thing: /proc mounted with hidepid=invisible, the check run as another user."""
+    if os.geteuid() != 0 or not shutil.which("unshare") or not shutil.which("setpriv"):
+        pytest.skip("needs root, unshare and setpriv to mount a /proc that hides other users' processes")
+    python = shutil.which("python3", path="/usr/bin:/bin")
+    if python is None:
+        pytest.skip("needs a system python3 that an unprivileged user can run")
+    # Everything the unprivileged checker reads must be reachable for it, which pytest's own
+    # temporary directories (0700) are not.
+    shared = pathlib.Path(tempfile.mkdtemp(prefix="bitpoll-hidepid-"))
+    request.addfinalizer(lambda: shutil.rmtree(shared, ignore_errors=True))
+    (shared / "state").mkdir()
+    shutil.copyfile(os.path.join(FILES, "bitpoll_ops.py"), shared / "bitpoll_ops.py")
+    # (restore sets a umask of 077 in this process, so the modes are set explicitly.)
+    for path in (shared, shared / "state"):
+        os.chmod(path, 0o755)
+    os.chmod(shared / "bitpoll_ops.py", 0o644)
+    check = ("import sys, types; sys.path.insert(0, sys.argv[1]); import bitpoll_ops as ops; "
+             "print(ops.running_server(types.SimpleNamespace(state_dir=sys.argv[2])))")
+    server = fake_gunicorn()
+    try:
+        (shared / "state" / "server.pid").write_text(f"{server.pid}\n")
+        os.chmod(shared / "state" / "server.pid", 0o644)
+        script = ('mount -t proc -o hidepid=invisible proc /proc && '
+                  'exec setpriv --reuid=65534 --regid=65534 --clear-groups "$@"')
+        result = subprocess.run(["unshare", "--mount", "--propagation", "private", "sh", "-c", script, "sh",
+                                 python, "-c", check, str(shared), str(shared / "state")],
+                                capture_output=True, text=True, timeout=60)
+        if "mount" in result.stderr and result.returncode != 0:
+            pytest.skip(f"cannot mount a private /proc here: {result.stderr.strip()}")
+        assert result.returncode == 0, result.stderr
+        assert result.stdout.strip() == f"({server.pid}, False)"
+    finally:
+        server.kill()
+        server.wait()
 
 
 def test_restore_refuses_other_engine(site, monkeypatch, tmp_path):
