@@ -349,10 +349,12 @@ assert builtins.all (x: x) checks;
         common
         // backupAccess
         // {
-          # `bitpoll-ops restore` refuses while the server runs, which it learns from
-          # /proc/<pid of server.pid>. Each unit has its own user namespace (PrivateUsers=),
-          # and ProtectProc=invisible hides processes across namespaces even of the same
-          # user, so the server would look stopped. The other processes stay visible but
+          # `bitpoll-ops restore` refuses while the server runs. kill(pid, 0) finds the
+          # process of server.pid even where /proc hides it, but only its command line in
+          # /proc tells the server from an unrelated process that reuses a stale pid file's
+          # pid. Each unit has its own user namespace (PrivateUsers=), and
+          # ProtectProc=invisible hides processes across namespaces even of the same user, so
+          # restore would refuse on any such pid. The other processes stay visible but
           # unreadable beyond their command line, as for any unprivileged user.
           ProtectProc = "default";
         }
