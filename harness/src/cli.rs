@@ -1,4 +1,5 @@
-//! The command line: `list`, `check` and `run`.
+//! The command line: `list`, `check` and `run`, and the commands that drive Nix: `vm`,
+//! `validate` and `gate` (their work is in the modules of the same names).
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -52,6 +53,93 @@ pub enum Command {
     },
     /// Run scenarios against a target.
     Run(RunArgs),
+    /// Build and run scenarios' NixOS VM tests with Nix, and print their reports as `run` does.
+    Vm(VmArgs),
+    /// Check an administrator's NixOS module for services.bitpoll: evaluate it, score its
+    /// hardening and run Django's deploy checks (--eval-only), or run scenarios against a VM
+    /// built from it.
+    Validate(ValidateArgs),
+    /// Run the VM suite with another nixpkgs (or read existing reports) and compare the results
+    /// with a baseline; exit 1 on any regression.
+    Gate(GateArgs),
+}
+
+/// The flake whose checks and lib the Nix commands use.
+const DEFAULT_FLAKE: &str = ".";
+
+#[derive(Debug, clap::Args)]
+pub struct VmArgs {
+    /// Scenario names (each has the check vm-NAME).
+    #[arg(required = true)]
+    pub scenarios: Vec<String>,
+    /// The flake with the checks: a path or a flake reference.
+    #[arg(long, value_name = "REF", default_value = DEFAULT_FLAKE)]
+    pub flake: String,
+    /// The Nix system whose checks to build (default: this machine's, such as x86_64-linux).
+    #[arg(long, value_name = "SYSTEM")]
+    pub system: Option<String>,
+    /// Go on after a scenario failed (and let Nix go on after a failed build).
+    #[arg(long)]
+    pub keep_going: bool,
+    /// Start the test's interactive driver with this terminal instead (one scenario).
+    #[arg(long, conflicts_with_all = ["keep_going", "report", "junit"])]
+    pub interactive: bool,
+    /// Output on stdout: per-step lines for people, or the JSON report of every scenario.
+    #[arg(long, value_enum, default_value = "human")]
+    pub format: Format,
+    /// Also write the JSON report of every scenario here.
+    #[arg(long, value_name = "PATH")]
+    pub report: Option<PathBuf>,
+    /// Also write JUnit XML here.
+    #[arg(long, value_name = "PATH")]
+    pub junit: Option<PathBuf>,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct ValidateArgs {
+    /// The NixOS module that configures services.bitpoll.
+    #[arg(long, value_name = "FILE.nix")]
+    pub config: PathBuf,
+    /// A scenario to run against the VM; repeatable (default: every scenario).
+    #[arg(long = "scenario", value_name = "NAME", conflicts_with = "eval_only")]
+    pub scenarios: Vec<String>,
+    /// No VM: evaluate the configuration, score the units' hardening, build the package and
+    /// run `bitpoll-manage check --deploy` on the rendered settings.
+    #[arg(long)]
+    pub eval_only: bool,
+    /// The flake providing lib.inspectConfiguration and lib.mkValidationTest.
+    #[arg(long, value_name = "REF", default_value = DEFAULT_FLAKE)]
+    pub flake: String,
+    /// The Nix system to evaluate and build for (default: this machine's).
+    #[arg(long, value_name = "SYSTEM")]
+    pub system: Option<String>,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct GateArgs {
+    /// The nixpkgs to try (a flake reference such as github:NixOS/nixpkgs/nixos-unstable).
+    #[arg(long, value_name = "REF", required_unless_present = "from_reports")]
+    pub nixpkgs: Option<String>,
+    /// Instead of running the suite, read the harness's JSON reports (*.json) in DIR; needs
+    /// no Nix.
+    #[arg(long, value_name = "DIR", conflicts_with_all = ["nixpkgs", "scenarios"])]
+    pub from_reports: Option<PathBuf>,
+    /// The flake whose checks to run.
+    #[arg(long, value_name = "REF", default_value = DEFAULT_FLAKE)]
+    pub flake: String,
+    /// The Nix system whose checks to build (default: this machine's).
+    #[arg(long, value_name = "SYSTEM")]
+    pub system: Option<String>,
+    /// The baseline to compare with (docs/nix-commands.md); without one, a failed step is the
+    /// only regression.
+    #[arg(long, value_name = "FILE")]
+    pub baseline: Option<PathBuf>,
+    /// Write this run's data as a baseline.
+    #[arg(long, value_name = "FILE")]
+    pub save_baseline: Option<PathBuf>,
+    /// A scenario to run; repeatable (default: every VM check of the flake).
+    #[arg(long = "scenario", value_name = "NAME")]
+    pub scenarios: Vec<String>,
 }
 
 #[derive(Debug, clap::Args)]
@@ -100,6 +188,9 @@ pub fn execute(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::List { dir } => list(&dir),
         Command::Check { files } => Ok(check(&files)),
         Command::Run(args) => run(args),
+        Command::Vm(args) => crate::vm::command(&args),
+        Command::Validate(args) => crate::validate::command(&args),
+        Command::Gate(args) => crate::gate::command(&args),
     }
 }
 

@@ -4,18 +4,28 @@
 //! each step's templates, performs it through `actions` on a `target::Target` (local or ssh)
 //! or over `http`, checks it with `expect`, takes its `capture`s, and builds a `report`, which
 //! `human` and `junit` print and serde writes as JSON.
+//!
+//! The Nix-driving commands: `vm` builds scenarios' VM tests through `nix` and reads their
+//! reports, `validate` checks an administrator's configuration (`hardening`, `deploy_check`),
+//! `gate` compares a run with a `baseline`; `nix` runs the programs and `flake` names things.
 
 pub mod actions;
+pub mod baseline;
 pub mod capabilities;
 pub mod capture;
 pub mod cli;
+pub mod deploy_check;
 pub mod diagnostic;
 pub mod duration;
 pub mod expect;
+pub mod flake;
+pub mod gate;
+pub mod hardening;
 pub mod http;
 pub mod human;
 pub mod junit;
 pub mod local;
+pub mod nix;
 pub mod parse;
 mod parse_step;
 pub mod render;
@@ -27,3 +37,5 @@ pub mod ssh;
 pub mod target;
 pub mod template;
 mod toml_reader;
+pub mod validate;
+pub mod vm;

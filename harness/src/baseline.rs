@@ -1,0 +1,666 @@
+//! The nixpkgs-bump gate's memory: what a run of the suite achieved (each step's status, the
+//! metrics the scenarios measured, the closure size of the package), and the comparison of two
+//! such baselines with thresholds that tell a regression from noise. Pure: no I/O here.
+//!
+//! The JSON form is documented in docs/nix-commands.md; add fields freely, raise
+//! `schema_version` for a rename or removal.
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+
+use serde::{Deserialize, Serialize};
+
+use crate::report::{Report, Status};
+
+pub const SCHEMA_VERSION: u32 = 1;
+
+/// The key of the package's closure size in findings.
+pub const CLOSURE_SIZE: &str = "closure_size_bytes";
+
+#[derive(Debug, thiserror::Error, PartialEq)]
+pub enum BaselineError {
+    #[error("scenario `{scenario}` appears in more than one report ({first} and {second}); give each scenario once")]
+    DuplicateScenario {
+        scenario: String,
+        first: String,
+        second: String,
+    },
+    #[error("step `{key}` appears twice in its scenario's report; step names must be unique")]
+    DuplicateStep { key: String },
+    #[error("metric `{key}` is measured by two steps of its scenario; name each metric once per scenario")]
+    DuplicateMetric { key: String },
+    #[error("baseline schema version {found} is not supported (this harness reads version {SCHEMA_VERSION}); regenerate it with --save-baseline")]
+    SchemaVersion { found: u32 },
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Baseline {
+    pub schema_version: u32,
+    /// Where the data came from, for people: the nixpkgs reference and system, or the reports.
+    #[serde(default)]
+    pub source: String,
+    /// `scenario/step` to the step's status.
+    pub steps: BTreeMap<String, Status>,
+    /// `scenario/metric` to the value a passed step measured.
+    pub metrics: BTreeMap<String, f64>,
+    /// The closure size of the Bitpoll package in bytes; absent when built from reports alone.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub closure_size_bytes: Option<u64>,
+}
+
+impl Baseline {
+    /// The data of one or more reports (one scenario may appear in only one of them).
+    /// `names` says where each report came from, for the error about a repeated scenario.
+    pub fn from_reports(
+        source: &str,
+        reports: &[(String, Report)],
+        closure_size_bytes: Option<u64>,
+    ) -> Result<Self, BaselineError> {
+        let mut steps = BTreeMap::new();
+        let mut metrics = BTreeMap::new();
+        let mut seen: BTreeMap<String, String> = BTreeMap::new();
+        for (name, report) in reports {
+            for scenario in &report.scenarios {
+                if let Some(first) = seen.insert(scenario.scenario.clone(), name.clone()) {
+                    return Err(BaselineError::DuplicateScenario {
+                        scenario: scenario.scenario.clone(),
+                        first,
+                        second: name.clone(),
+                    });
+                }
+                for step in &scenario.steps {
+                    let key = format!("{}/{}", scenario.scenario, step.name);
+                    if steps.insert(key.clone(), step.status).is_some() {
+                        return Err(BaselineError::DuplicateStep { key });
+                    }
+                    for (metric, value) in &step.metrics {
+                        let key = format!("{}/{metric}", scenario.scenario);
+                        if metrics.insert(key.clone(), *value).is_some() {
+                            return Err(BaselineError::DuplicateMetric { key });
+                        }
+                    }
+                }
+            }
+        }
+        Ok(Self {
+            schema_version: SCHEMA_VERSION,
+            source: source.to_string(),
+            steps,
+            metrics,
+            closure_size_bytes,
+        })
+    }
+
+    /// A baseline read from JSON, refused when written by an incompatible schema.
+    pub fn from_json(text: &str) -> Result<Self, String> {
+        let baseline: Self = serde_json::from_str(text).map_err(|error| error.to_string())?;
+        if baseline.schema_version != SCHEMA_VERSION {
+            return Err(BaselineError::SchemaVersion {
+                found: baseline.schema_version,
+            }
+            .to_string());
+        }
+        Ok(baseline)
+    }
+}
+
+/// How much worse a metric may get before it counts as a regression. Every metric here is
+/// better when lower.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Thresholds {
+    /// systemd-analyze's exposure (0-10): an absolute increase.
+    pub exposure_increase: f64,
+    /// Durations (`*_ms`): a relative increase, and an absolute one in milliseconds that must
+    /// also be exceeded, so that a 20 ms step taking 40 ms is not flagged.
+    pub duration_ratio: f64,
+    pub duration_min_ms: f64,
+    /// Memory (`memory*`, `*rss_bytes`): a relative increase.
+    pub memory_ratio: f64,
+    /// The package's closure size: a relative increase.
+    pub closure_ratio: f64,
+}
+
+impl Default for Thresholds {
+    fn default() -> Self {
+        Self {
+            exposure_increase: 0.1,
+            duration_ratio: 0.5,
+            duration_min_ms: 500.0,
+            memory_ratio: 0.2,
+            closure_ratio: 0.1,
+        }
+    }
+}
+
+/// What a metric measures, from its name; the kind decides its threshold and its unit.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MetricKind {
+    Exposure,
+    Duration,
+    Memory,
+    ClosureSize,
+    /// A metric this gate has no threshold for: changes are listed, never a regression.
+    Other,
+}
+
+impl MetricKind {
+    pub fn of(key: &str) -> Self {
+        let name = key.rsplit('/').next().unwrap_or(key);
+        if key == CLOSURE_SIZE {
+            Self::ClosureSize
+        } else if name.starts_with("exposure") {
+            Self::Exposure
+        } else if name.ends_with("_ms") {
+            Self::Duration
+        } else if name.starts_with("memory") || name.ends_with("rss_bytes") {
+            Self::Memory
+        } else {
+            Self::Other
+        }
+    }
+}
+
+impl Thresholds {
+    /// Whether going from `was` to `now` is worse than this kind of metric may get.
+    pub fn regressed(&self, kind: MetricKind, was: f64, now: f64) -> bool {
+        // A tolerance for values that went through decimal text (0.2 + 0.1 is not 0.3).
+        const EPSILON: f64 = 1e-9;
+        let increase = now - was;
+        match kind {
+            MetricKind::Exposure => increase > self.exposure_increase + EPSILON,
+            MetricKind::Duration => {
+                increase > was * self.duration_ratio + EPSILON
+                    && increase >= self.duration_min_ms - EPSILON
+            }
+            MetricKind::Memory => increase > was * self.memory_ratio + EPSILON,
+            MetricKind::ClosureSize => increase > was * self.closure_ratio + EPSILON,
+            MetricKind::Other => false,
+        }
+    }
+
+    /// The rule for a kind, as the diff prints it.
+    pub fn describe(&self, kind: MetricKind) -> String {
+        match kind {
+            MetricKind::Exposure => format!("+{} at most", self.exposure_increase),
+            MetricKind::Duration => format!(
+                "+{:.0}% and +{:.0} ms at most",
+                self.duration_ratio * 100.0,
+                self.duration_min_ms
+            ),
+            MetricKind::Memory => format!("+{:.0}% at most", self.memory_ratio * 100.0),
+            MetricKind::ClosureSize => format!("+{:.0}% at most", self.closure_ratio * 100.0),
+            MetricKind::Other => "no threshold".into(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Severity {
+    Regression,
+    Improvement,
+    Info,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum Finding {
+    /// A step that did not fail before (or did not exist) and fails now, or passed and is now
+    /// skipped.
+    Step {
+        key: String,
+        was: Option<Status>,
+        now: Option<Status>,
+    },
+    Metric {
+        key: String,
+        was: Option<f64>,
+        now: Option<f64>,
+    },
+}
+
+impl Finding {
+    pub fn key(&self) -> &str {
+        match self {
+            Finding::Step { key, .. } | Finding::Metric { key, .. } => key,
+        }
+    }
+
+    pub fn severity(&self, thresholds: &Thresholds) -> Severity {
+        match self {
+            Finding::Step { was, now, .. } => match (was, now) {
+                (Some(Status::Passed), Some(Status::Failed | Status::Skipped)) => {
+                    Severity::Regression
+                }
+                (Some(Status::Skipped) | None, Some(Status::Failed)) => Severity::Regression,
+                (Some(Status::Failed), Some(Status::Passed | Status::Skipped))
+                | (Some(Status::Skipped), Some(Status::Passed)) => Severity::Improvement,
+                _ => Severity::Info,
+            },
+            Finding::Metric { key, was, now } => match (was, now) {
+                (Some(was), Some(now)) => {
+                    let kind = MetricKind::of(key);
+                    if thresholds.regressed(kind, *was, *now) {
+                        Severity::Regression
+                    } else if thresholds.regressed(kind, *now, *was) {
+                        Severity::Improvement
+                    } else {
+                        Severity::Info
+                    }
+                }
+                _ => Severity::Info,
+            },
+        }
+    }
+
+    fn line(&self, thresholds: &Thresholds) -> String {
+        match self {
+            Finding::Step { key, was, now } => match (was, now) {
+                (Some(was), Some(now)) if was == now => {
+                    format!("{key}: still {}", status_name(*now))
+                }
+                (Some(was), Some(now)) => {
+                    format!("{key}: {} -> {}", status_name(*was), status_name(*now))
+                }
+                (None, Some(now)) => format!("{key}: new step, {}", status_name(*now)),
+                (Some(was), None) => {
+                    format!("{key}: step no longer run (was {})", status_name(*was))
+                }
+                (None, None) => key.clone(),
+            },
+            Finding::Metric { key, was, now } => {
+                let kind = MetricKind::of(key);
+                match (was, now) {
+                    (Some(was), Some(now)) => format!(
+                        "{key}: {} -> {} ({}; {})",
+                        show(kind, *was),
+                        show(kind, *now),
+                        change(kind, *was, *now),
+                        thresholds.describe(kind)
+                    ),
+                    (None, Some(now)) => format!("{key}: new metric, {}", show(kind, *now)),
+                    (Some(was), None) => {
+                        format!("{key}: no longer measured (was {})", show(kind, *was))
+                    }
+                    (None, None) => key.clone(),
+                }
+            }
+        }
+    }
+}
+
+fn status_name(status: Status) -> &'static str {
+    match status {
+        Status::Passed => "passed",
+        Status::Failed => "failed",
+        Status::Skipped => "skipped",
+    }
+}
+
+fn show(kind: MetricKind, value: f64) -> String {
+    match kind {
+        MetricKind::Duration => format!("{value:.0} ms"),
+        MetricKind::Memory | MetricKind::ClosureSize => {
+            format!("{:.1} MiB", value / (1024.0 * 1024.0))
+        }
+        MetricKind::Exposure | MetricKind::Other => format!("{value}"),
+    }
+}
+
+fn change(kind: MetricKind, was: f64, now: f64) -> String {
+    let delta = now - was;
+    let relative = if was != 0.0 {
+        format!(", {:+.0}%", delta / was * 100.0)
+    } else {
+        String::new()
+    };
+    match kind {
+        MetricKind::Exposure => format!("{delta:+.1}"),
+        _ => format!("{}{relative}", show_delta(kind, delta)),
+    }
+}
+
+fn show_delta(kind: MetricKind, delta: f64) -> String {
+    let sign = if delta < 0.0 { "-" } else { "+" };
+    format!("{sign}{}", show(kind, delta.abs()))
+}
+
+/// Everything that differs, or is worth saying, between a baseline and the current run.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Comparison {
+    pub findings: Vec<(Severity, Finding)>,
+    /// Metrics present in both and within their thresholds.
+    pub unchanged_metrics: usize,
+    /// Steps with the same status in both.
+    pub unchanged_steps: usize,
+}
+
+impl Comparison {
+    pub fn regressions(&self) -> usize {
+        self.count(Severity::Regression)
+    }
+
+    pub fn count(&self, severity: Severity) -> usize {
+        self.findings.iter().filter(|(s, _)| *s == severity).count()
+    }
+
+    /// The diff for people: regressions first, then improvements, then the rest.
+    pub fn render(&self, thresholds: &Thresholds) -> String {
+        let mut text = String::new();
+        for (severity, title) in [
+            (Severity::Regression, "regressions"),
+            (Severity::Improvement, "improvements"),
+            (Severity::Info, "other changes"),
+        ] {
+            let lines: Vec<String> = self
+                .findings
+                .iter()
+                .filter(|(s, _)| *s == severity)
+                .map(|(_, finding)| finding.line(thresholds))
+                .collect();
+            if lines.is_empty() {
+                continue;
+            }
+            let _ = writeln!(text, "{title} ({}):", lines.len());
+            for line in lines {
+                let _ = writeln!(text, "  {line}");
+            }
+        }
+        let _ = write!(
+            text,
+            "{} regression(s), {} improvement(s); {} step(s) and {} metric(s) unchanged",
+            self.regressions(),
+            self.count(Severity::Improvement),
+            self.unchanged_steps,
+            self.unchanged_metrics
+        );
+        text
+    }
+}
+
+/// Compares the current run with a baseline. Without one, every failed step is a regression
+/// (the baseline of a new suite is that everything passes).
+pub fn compare(
+    baseline: Option<&Baseline>,
+    current: &Baseline,
+    thresholds: &Thresholds,
+) -> Comparison {
+    let empty = Baseline {
+        schema_version: SCHEMA_VERSION,
+        source: String::new(),
+        steps: BTreeMap::new(),
+        metrics: BTreeMap::new(),
+        closure_size_bytes: None,
+    };
+    let has_baseline = baseline.is_some();
+    let baseline = baseline.unwrap_or(&empty);
+    let mut findings = Vec::new();
+    let mut unchanged_steps = 0;
+    let mut unchanged_metrics = 0;
+
+    let step_keys: std::collections::BTreeSet<&String> =
+        baseline.steps.keys().chain(current.steps.keys()).collect();
+    for key in step_keys {
+        let was = baseline.steps.get(key).copied();
+        let now = current.steps.get(key).copied();
+        if was == now && now != Some(Status::Failed) {
+            unchanged_steps += 1;
+            continue;
+        }
+        if !has_baseline && now != Some(Status::Failed) {
+            // Without a baseline only failures are worth a line.
+            unchanged_steps += 1;
+            continue;
+        }
+        let finding = Finding::Step {
+            key: key.clone(),
+            was,
+            now,
+        };
+        findings.push((finding.severity(thresholds), finding));
+    }
+
+    let mut was_metrics = baseline.metrics.clone();
+    let mut now_metrics = current.metrics.clone();
+    if let Some(size) = baseline.closure_size_bytes {
+        was_metrics.insert(CLOSURE_SIZE.into(), size as f64);
+    }
+    if let Some(size) = current.closure_size_bytes {
+        now_metrics.insert(CLOSURE_SIZE.into(), size as f64);
+    }
+    let metric_keys: std::collections::BTreeSet<&String> =
+        was_metrics.keys().chain(now_metrics.keys()).collect();
+    for key in metric_keys {
+        let finding = Finding::Metric {
+            key: key.clone(),
+            was: was_metrics.get(key).copied(),
+            now: now_metrics.get(key).copied(),
+        };
+        let severity = finding.severity(thresholds);
+        // Without a baseline there is nothing to compare a measurement with.
+        if !has_baseline {
+            continue;
+        }
+        let both = matches!(
+            finding,
+            Finding::Metric {
+                was: Some(_),
+                now: Some(_),
+                ..
+            }
+        );
+        if both && severity == Severity::Info {
+            unchanged_metrics += 1;
+            continue;
+        }
+        findings.push((severity, finding));
+    }
+    findings.sort_by(|a, b| a.0.cmp(&b.0).then_with(|| a.1.key().cmp(b.1.key())));
+    Comparison {
+        findings,
+        unchanged_metrics,
+        unchanged_steps,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn baseline(
+        steps: &[(&str, Status)],
+        metrics: &[(&str, f64)],
+        closure: Option<u64>,
+    ) -> Baseline {
+        Baseline {
+            schema_version: SCHEMA_VERSION,
+            source: "test".into(),
+            steps: steps.iter().map(|(k, s)| (k.to_string(), *s)).collect(),
+            metrics: metrics.iter().map(|(k, v)| (k.to_string(), *v)).collect(),
+            closure_size_bytes: closure,
+        }
+    }
+
+    fn severities(comparison: &Comparison) -> Vec<(Severity, String)> {
+        comparison
+            .findings
+            .iter()
+            .map(|(s, f)| (*s, f.key().to_string()))
+            .collect()
+    }
+
+    #[test]
+    fn kinds_follow_the_metric_names() {
+        assert_eq!(MetricKind::of("hardening/exposure"), MetricKind::Exposure);
+        assert_eq!(
+            MetricKind::of("migrations/restart_ms"),
+            MetricKind::Duration
+        );
+        assert_eq!(
+            MetricKind::of("deployment/memory_rss_bytes"),
+            MetricKind::Memory
+        );
+        assert_eq!(MetricKind::of(CLOSURE_SIZE), MetricKind::ClosureSize);
+        assert_eq!(MetricKind::of("x/polls"), MetricKind::Other);
+    }
+
+    #[test]
+    fn thresholds_at_their_edges() {
+        let t = Thresholds::default();
+        // Exposure: +0.1 absolute is allowed, more is not.
+        assert!(!t.regressed(MetricKind::Exposure, 0.2, 0.3));
+        assert!(t.regressed(MetricKind::Exposure, 0.2, 0.4));
+        // Durations: both +50% and +500 ms must be exceeded.
+        assert!(!t.regressed(MetricKind::Duration, 100.0, 400.0)); // +300%, +300 ms
+        assert!(!t.regressed(MetricKind::Duration, 2000.0, 2900.0)); // +45%, +900 ms
+        assert!(t.regressed(MetricKind::Duration, 1400.0, 2800.0)); // doubled
+        assert!(t.regressed(MetricKind::Duration, 100.0, 600.0)); // +500%, +500 ms
+                                                                  // Memory +20%, closure +10%.
+        assert!(!t.regressed(MetricKind::Memory, 100.0, 120.0));
+        assert!(t.regressed(MetricKind::Memory, 100.0, 121.0));
+        assert!(!t.regressed(MetricKind::ClosureSize, 1000.0, 1100.0));
+        assert!(t.regressed(MetricKind::ClosureSize, 1000.0, 1101.0));
+        assert!(!t.regressed(MetricKind::Other, 1.0, 1000.0));
+    }
+
+    #[test]
+    fn regressions_come_first_and_are_counted() {
+        let was = baseline(
+            &[
+                ("d/a", Status::Passed),
+                ("d/b", Status::Passed),
+                ("d/c", Status::Failed),
+                ("d/gone", Status::Passed),
+                ("d/same", Status::Passed),
+            ],
+            &[
+                ("m/restart_ms", 1400.0),
+                ("h/exposure", 0.2),
+                ("d/memory_rss_bytes", 1e8),
+            ],
+            Some(1_000_000),
+        );
+        let now = baseline(
+            &[
+                ("d/a", Status::Failed),
+                ("d/b", Status::Skipped),
+                ("d/c", Status::Passed),
+                ("d/new", Status::Passed),
+                ("d/same", Status::Passed),
+            ],
+            &[
+                ("m/restart_ms", 1500.0),
+                ("h/exposure", 0.5),
+                ("d/memory_rss_bytes", 0.5e8),
+            ],
+            Some(1_200_000),
+        );
+        let comparison = compare(Some(&was), &now, &Thresholds::default());
+        assert_eq!(
+            severities(&comparison),
+            vec![
+                (Severity::Regression, "closure_size_bytes".into()),
+                (Severity::Regression, "d/a".into()),
+                (Severity::Regression, "d/b".into()),
+                (Severity::Regression, "h/exposure".into()),
+                (Severity::Improvement, "d/c".into()),
+                (Severity::Improvement, "d/memory_rss_bytes".into()),
+                (Severity::Info, "d/gone".into()),
+                (Severity::Info, "d/new".into()),
+            ]
+        );
+        assert_eq!(comparison.regressions(), 4);
+        assert_eq!(comparison.unchanged_steps, 1);
+        assert_eq!(comparison.unchanged_metrics, 1);
+        let text = comparison.render(&Thresholds::default());
+        assert!(text.starts_with("regressions (4):\n"), "{text}");
+        assert!(text.contains("  d/a: passed -> failed\n"), "{text}");
+        assert!(
+            text.contains("  h/exposure: 0.2 -> 0.5 (+0.3; +0.1 at most)\n"),
+            "{text}"
+        );
+        assert!(text.contains("  d/new: new step, passed\n"), "{text}");
+        assert!(
+            text.ends_with(
+                "4 regression(s), 2 improvement(s); 1 step(s) and 1 metric(s) unchanged"
+            ),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn identical_runs_have_nothing_to_report() {
+        let data = baseline(
+            &[("d/a", Status::Passed)],
+            &[("m/restart_ms", 1400.0)],
+            Some(5),
+        );
+        let comparison = compare(Some(&data), &data, &Thresholds::default());
+        assert!(comparison.findings.is_empty());
+        assert_eq!(comparison.unchanged_steps, 1);
+        assert_eq!(comparison.unchanged_metrics, 2);
+    }
+
+    #[test]
+    fn a_known_failure_is_not_a_new_regression() {
+        let data = baseline(&[("d/a", Status::Failed)], &[], None);
+        let comparison = compare(Some(&data), &data, &Thresholds::default());
+        assert_eq!(
+            severities(&comparison),
+            vec![(Severity::Info, "d/a".into())]
+        );
+        assert_eq!(comparison.regressions(), 0);
+    }
+
+    #[test]
+    fn without_a_baseline_failed_steps_are_the_regressions() {
+        let now = baseline(
+            &[
+                ("d/a", Status::Failed),
+                ("d/b", Status::Passed),
+                ("d/c", Status::Skipped),
+            ],
+            &[("m/restart_ms", 1.0)],
+            None,
+        );
+        let comparison = compare(None, &now, &Thresholds::default());
+        assert_eq!(
+            severities(&comparison),
+            vec![(Severity::Regression, "d/a".into())]
+        );
+    }
+
+    #[test]
+    fn reports_become_keyed_steps_and_metrics() {
+        let text = r#"{"schema_version":1,"harness_version":"0.1.0","run_id":"r1","target":"local",
+          "scenarios":[{"scenario":"migrations","file":"f","target":"local","status":"passed","duration_ms":5,
+          "steps":[{"name":"restart","action":"run","status":"passed","duration_ms":3,"metrics":{"restart_ms":3}},
+                   {"name":"after","action":"http","status":"skipped","duration_ms":0,"message":"why"}]}],
+          "summary":{"passed":1,"failed":0,"skipped":1}}"#;
+        let report: Report = serde_json::from_str(text).unwrap();
+        let data =
+            Baseline::from_reports("r", &[("a.json".into(), report.clone())], Some(7)).unwrap();
+        assert_eq!(data.steps["migrations/restart"], Status::Passed);
+        assert_eq!(data.steps["migrations/after"], Status::Skipped);
+        assert_eq!(data.metrics["migrations/restart_ms"], 3.0);
+        assert_eq!(data.closure_size_bytes, Some(7));
+        let error = Baseline::from_reports(
+            "r",
+            &[("a.json".into(), report.clone()), ("b.json".into(), report)],
+            None,
+        )
+        .unwrap_err();
+        assert_eq!(
+            error,
+            BaselineError::DuplicateScenario {
+                scenario: "migrations".into(),
+                first: "a.json".into(),
+                second: "b.json".into()
+            }
+        );
+        let json = serde_json::to_string(&data).unwrap();
+        assert_eq!(Baseline::from_json(&json).unwrap(), data);
+        let future = json.replace("\"schema_version\":1", "\"schema_version\":2");
+        assert!(Baseline::from_json(&future)
+            .unwrap_err()
+            .contains("schema version 2"));
+    }
+}

@@ -1,0 +1,215 @@
+//! `bitpoll-harness gate`: the nixpkgs-bump gate. Runs every scenario's VM test with nixpkgs
+//! overridden, measures the package's closure, and compares the result with a saved baseline
+//! (`baseline`); or, with `--from-reports`, takes the results from the harness's JSON reports
+//! of an earlier run, which needs no Nix.
+
+use std::path::Path;
+use std::process::ExitCode;
+
+use anyhow::Context as _;
+
+use crate::baseline::{compare, Baseline, Thresholds};
+use crate::cli::{GateArgs, EXIT_FAILED, EXIT_USAGE};
+use crate::flake::{self, FlakeRef};
+use crate::nix::{Nix, NixError};
+use crate::report::Report;
+use crate::scenario_files::write_atomic;
+use crate::vm::{self, TestBuild};
+
+/// Every harness report (`*.json`) in a directory, by file name, in order.
+pub fn reports_in(dir: &Path) -> anyhow::Result<Vec<(String, Report)>> {
+    let entries = std::fs::read_dir(dir).with_context(|| {
+        format!(
+            "--from-reports {}: cannot read the directory",
+            dir.display()
+        )
+    })?;
+    let mut files: Vec<_> = entries
+        .filter_map(Result::ok)
+        .map(|entry| entry.path())
+        .filter(|path| path.extension().is_some_and(|ext| ext == "json") && path.is_file())
+        .collect();
+    files.sort();
+    if files.is_empty() {
+        anyhow::bail!(
+            "--from-reports {}: no *.json reports there; write them with `bitpoll-harness run ... --report DIR/NAME.json`",
+            dir.display()
+        );
+    }
+    files
+        .into_iter()
+        .map(|path| {
+            let text = std::fs::read_to_string(&path)
+                .with_context(|| format!("cannot read {}", path.display()))?;
+            let report: Report = serde_json::from_str(&text).with_context(|| {
+                format!("{}: not a bitpoll-harness JSON report", path.display())
+            })?;
+            Ok((path.display().to_string(), report))
+        })
+        .collect()
+}
+
+/// The closure size in `nix path-info --closure-size --json` output: a list of objects with
+/// `path` up to Nix 2.18, an object keyed by store path since 2.19.
+pub fn closure_size(value: &serde_json::Value) -> Option<u64> {
+    let entry = match value {
+        serde_json::Value::Array(entries) => entries.first()?,
+        serde_json::Value::Object(map) if map.contains_key("closureSize") => value,
+        serde_json::Value::Object(map) => map.values().next()?,
+        _ => return None,
+    };
+    entry.get("closureSize")?.as_u64()
+}
+
+/// `bitpoll-harness gate`.
+pub fn command(args: &GateArgs) -> anyhow::Result<ExitCode> {
+    let thresholds = Thresholds::default();
+    let baseline = match &args.baseline {
+        Some(path) => {
+            let text = std::fs::read_to_string(path)
+                .with_context(|| format!("--baseline {}: cannot read it", path.display()))?;
+            Some(
+                Baseline::from_json(&text)
+                    .map_err(|error| anyhow::anyhow!("--baseline {}: {error}", path.display()))?,
+            )
+        }
+        None => None,
+    };
+    let current = match &args.from_reports {
+        Some(dir) => {
+            let reports = reports_in(dir)?;
+            Baseline::from_reports(&format!("reports in {}", dir.display()), &reports, None)?
+        }
+        None => match run_suite(args)? {
+            Ok(current) => current,
+            Err(code) => return Ok(code),
+        },
+    };
+    if let Some(path) = &args.save_baseline {
+        let json =
+            serde_json::to_string_pretty(&current).context("cannot serialize the baseline")?;
+        write_atomic(path, format!("{json}\n").as_bytes())
+            .with_context(|| format!("cannot write the baseline {}", path.display()))?;
+        println!("baseline written to {}", path.display());
+    }
+    match (&args.baseline, &baseline) {
+        (Some(path), Some(baseline)) => println!(
+            "gate: {} compared with {} ({})",
+            current.source,
+            path.display(),
+            baseline.source
+        ),
+        _ => println!(
+            "gate: {} (no --baseline: only failed steps count)",
+            current.source
+        ),
+    }
+    let comparison = compare(baseline.as_ref(), &current, &thresholds);
+    println!("{}", comparison.render(&thresholds));
+    Ok(if comparison.regressions() > 0 {
+        ExitCode::from(EXIT_FAILED)
+    } else {
+        ExitCode::SUCCESS
+    })
+}
+
+/// Runs the suite with the nixpkgs override; the inner error is the exit code of a run that
+/// produced no verdict (its errors are printed already).
+fn run_suite(args: &GateArgs) -> anyhow::Result<Result<Baseline, ExitCode>> {
+    let nixpkgs = args
+        .nixpkgs
+        .as_deref()
+        .context("pass --nixpkgs REF, or --from-reports DIR")?;
+    let flake = FlakeRef::parse(&args.flake)?;
+    let system = match &args.system {
+        Some(system) => system.clone(),
+        None => flake::current_system()?,
+    };
+    // The gate tries another nixpkgs without ever rewriting the flake's lock file.
+    let overrides: Vec<String> = [
+        "--override-input",
+        "nixpkgs",
+        nixpkgs,
+        "--no-write-lock-file",
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
+    let nix = Nix::default();
+    let checks = vm::flake_checks(&nix, &flake, &system, &overrides)?;
+    let scenarios = if args.scenarios.is_empty() {
+        vm::scenarios_of(&checks)
+    } else {
+        args.scenarios.clone()
+    };
+    vm::ensure_checks(&checks, &scenarios, &flake, &system)?;
+    let builds = scenarios
+        .iter()
+        .map(|scenario| {
+            Ok(TestBuild {
+                scenario: scenario.clone(),
+                args: vm::build_args(
+                    &overrides,
+                    &flake.installable(&format!(
+                        "checks.{system}.{}.run",
+                        flake::check_name(scenario)?
+                    )),
+                ),
+            })
+        })
+        .collect::<Result<Vec<_>, flake::FlakeError>>()?;
+    // Every scenario runs: the comparison needs all of them, failed or not.
+    let result = vm::run_suite(&nix, &builds, true, true);
+    if !result.errors.is_empty() {
+        eprintln!(
+            "error: {} scenario(s) produced no report; no comparison",
+            result.errors.len()
+        );
+        return Ok(Err(ExitCode::from(EXIT_USAGE)));
+    }
+    let size = package_closure_size(&nix, &flake, &system, &overrides)?;
+    let report = vm::merged_report(result.scenarios);
+    let current = Baseline::from_reports(
+        &format!("nixpkgs {nixpkgs} on {system}"),
+        &[("the VM suite".to_string(), report)],
+        Some(size),
+    )?;
+    Ok(Ok(current))
+}
+
+fn package_closure_size(
+    nix: &Nix,
+    flake: &FlakeRef,
+    system: &str,
+    overrides: &[String],
+) -> Result<u64, NixError> {
+    let installable = flake.installable(&format!("packages.{system}.bitpoll"));
+    let paths = nix.build(&vm::build_args(overrides, &installable))?;
+    let path = paths[0].display().to_string();
+    let args: Vec<String> = ["path-info", "--closure-size", "--json", &path]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+    let captured = nix.nix(&args, false)?;
+    let value: serde_json::Value =
+        serde_json::from_str(&captured.stdout).unwrap_or(serde_json::Value::Null);
+    closure_size(&value).ok_or_else(|| NixError::Output {
+        command: format!("nix path-info --closure-size --json {path}"),
+        problem: "no closureSize".into(),
+        output: captured.stdout.chars().take(2000).collect(),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn closure_size_in_both_json_forms() {
+        let old = serde_json::json!([{ "path": "/nix/store/a", "closureSize": 123 }]);
+        let new = serde_json::json!({ "/nix/store/a": { "closureSize": 456 } });
+        assert_eq!(closure_size(&old), Some(123));
+        assert_eq!(closure_size(&new), Some(456));
+        assert_eq!(closure_size(&serde_json::json!("x")), None);
+    }
+}
