@@ -99,6 +99,18 @@
             inherit module;
             only = scenarios;
           };
+
+        # What `bitpoll-harness validate --eval-only` reads from an administrator's
+        # configuration, with nothing built: failed assertions, warnings, the units' text, and
+        # the settings file and package as derivations (nix-tests/inspect.nix).
+        #   bitpoll-nix.lib.inspectConfiguration { system = "x86_64-linux"; module = ./bitpoll.nix; }
+        inspectConfiguration =
+          { module, system }:
+          import ./nix-tests/inspect.nix {
+            inherit (lib) nixosSystem;
+            inherit lib module system;
+            bitpollModule = self.nixosModules.bitpoll;
+          };
       };
 
       nixosModules = {
