@@ -52,6 +52,42 @@ let
     }
   ];
 
+  # A password or client secret in `settings` would land in the store; a value
+  # {"_secret": "<name>"} there is only a reference to a credential, no secret itself.
+  isPlainSecret =
+    key:
+    settings ? ${key}
+    && settings.${key} != null
+    && !(builtins.isAttrs settings.${key} && settings.${key} ? _secret);
+  plainSecretWarning = key: {
+    when = isPlainSecret key;
+    message = "services.bitpoll.settings.${key} is written to the world-readable Nix store: remove it and set services.bitpoll.secretSettings.${key} to a file holding the secret instead.";
+  };
+
+  # The keys that have options of their own, which the settings module never reads from settings.
+  ownSecretOptions = {
+    SECRET_KEY = "secretKeyFile";
+    FIELD_ENCRYPTION_KEY = "encryptionKeyFile";
+  };
+
+  secretSettingAssertions =
+    name:
+    secretAssertions "secretSettings.${name}" cfg.secretSettings.${name}
+    ++ [
+      {
+        assertion = builtins.match "[A-Z][A-Z0-9_]*" name != null;
+        message = "services.bitpoll.secretSettings.${name} does not name a setting (upper-case letters, digits and underscores): rename it to the Django or Bitpoll setting it holds, e.g. EMAIL_HOST_PASSWORD.";
+      }
+      {
+        assertion = !(ownSecretOptions ? ${name});
+        message = "services.bitpoll.secretSettings.${name} is not read: set services.bitpoll.${ownSecretOptions.${name} or ""} to that file instead.";
+      }
+      {
+        assertion = !(settings ? ${name} && settings.${name} != null);
+        message = "services.bitpoll.secretSettings.${name} and services.bitpoll.settings.${name} are both set: remove the one in services.bitpoll.settings.";
+      }
+    ];
+
   settingSecretAssertion = key: remedy: {
     assertion = !(settings ? ${key});
     message = "services.bitpoll.settings.${key} would be written to the world-readable Nix store: remove it and set ${remedy} instead.";
@@ -63,6 +99,7 @@ in
       secretAssertions "secretKeyFile" cfg.secretKeyFile
       ++ secretAssertions "encryptionKeyFile" cfg.encryptionKeyFile
       ++ secretAssertions "database.passwordFile" db.passwordFile
+      ++ builtins.concatMap secretSettingAssertions (builtins.attrNames cfg.secretSettings)
       ++ [
         (settingSecretAssertion "SECRET_KEY" "services.bitpoll.secretKeyFile (or leave it unset: a key is generated)")
         (settingSecretAssertion "FIELD_ENCRYPTION_KEY" "services.bitpoll.encryptionKeyFile (or leave it unset: a key is generated)")
@@ -149,10 +186,9 @@ in
           when = settings.DEBUG or false;
           message = "services.bitpoll.settings.DEBUG is on: every visitor sees tracebacks with configuration details; remove it outside development.";
         }
-        {
-          when = settings ? EMAIL_HOST_PASSWORD;
-          message = "services.bitpoll.settings.EMAIL_HOST_PASSWORD is written to the world-readable Nix store: prefer a local mail relay that needs no password.";
-        }
+        (plainSecretWarning "EMAIL_HOST_PASSWORD")
+        (plainSecretWarning "AUTH_LDAP_BIND_PASSWORD")
+        (plainSecretWarning "OPENID_CLIENT_SECRET")
         {
           when = !postgresql && db.passwordFile != null;
           message = "services.bitpoll.database.passwordFile is ignored with services.bitpoll.database.type = \"sqlite\": remove it.";

@@ -201,6 +201,30 @@ in
       example = "/run/keys/bitpoll-encryption-key";
     };
 
+    secretSettings = mkOption {
+      type = types.attrsOf types.path;
+      default = { };
+      example = {
+        EMAIL_HOST_PASSWORD = "/run/secrets/bitpoll-smtp-password";
+        AUTH_LDAP_BIND_PASSWORD = "/run/secrets/bitpoll-ldap-password";
+        OPENID_CLIENT_SECRET = "/run/secrets/bitpoll-openid-client-secret";
+      };
+      description = ''
+        Settings whose values are secrets, such as passwords and client secrets: each maps a
+        Django or Bitpoll setting name to a file holding its value. systemd reads the file when
+        the service starts and hands it over as the credential `setting_<name in lower case>`
+        (`LoadCredential=`), so it may be readable by root only; the settings file in the Nix
+        store only names that credential (`{"_secret": "setting_email_host_password"}`), and
+        the package's settings module puts the file's content, without surrounding whitespace,
+        in its place. Give the paths as strings: the files must not be in the Nix store.
+
+        `SECRET_KEY`, `FIELD_ENCRYPTION_KEY` and the database password have their own options:
+        {option}`services.bitpoll.secretKeyFile`, {option}`services.bitpoll.encryptionKeyFile`
+        and {option}`services.bitpoll.database.passwordFile`. Backups do not include these
+        files.
+      '';
+    };
+
     settings = mkOption {
       type = types.submodule {
         freeformType = settingsFormat.type;
@@ -309,7 +333,8 @@ in
         settings module reads (`BITPOLL_SETTINGS_FILE`). Any setting of Bitpoll's
         {file}`settings.py` may be given; options left `null` are omitted. `ALLOWED_HOSTS`,
         `BASE_URL`, `DATABASES` and the proxy settings are filled in from the other options.
-        Secrets do not belong here: the file is world-readable. See
+        Secrets do not belong here, the file is world-readable: give them in
+        {option}`services.bitpoll.secretSettings`. See
         <https://github.com/fsinfuhh/Bitpoll/blob/master/bitpoll/settings.py>.
       '';
     };

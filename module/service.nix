@@ -22,6 +22,7 @@ let
     optional
     optionalAttrs
     removeSuffix
+    toLower
     ;
 
   cfg = config.services.bitpoll;
@@ -37,7 +38,16 @@ let
     else
       value;
 
-  settingsFile = settingsFormat.generate "bitpoll-settings.json" (withoutNulls cfg.settings);
+  # A secret setting reaches the service as a credential of its own; the settings file names it,
+  # and the package's settings module reads it from $CREDENTIALS_DIRECTORY (ARCHITECTURE.md).
+  # Setting names are upper case, so the lower-case name with the prefix is unique and never
+  # one of the other credentials.
+  secretSettingCredential = name: "setting_${toLower name}";
+
+  settingsFile = settingsFormat.generate "bitpoll-settings.json" (
+    withoutNulls cfg.settings
+    // mapAttrs (name: _: { _secret = secretSettingCredential name; }) cfg.secretSettings
+  );
 
   usesPostgresql = cfg.database.type == "postgresql";
   localPostgresql = usesPostgresql && cfg.database.createLocally;
@@ -52,6 +62,7 @@ let
       encryption_key = cfg.encryptionKeyFile;
       db_password = if usesPostgresql then cfg.database.passwordFile else null;
     }
+    // mapAttrs' (name: file: nameValuePair (secretSettingCredential name) file) cfg.secretSettings
   );
 
   unitData = import ./units.nix {

@@ -26,7 +26,8 @@
   },
   workers ? 2,
   # systemd credential name -> file on the host, passed with LoadCredential=.
-  # Names: secret_key, encryption_key, db_password (ARCHITECTURE.md).
+  # Names: secret_key, encryption_key, db_password, and setting_<name> for a setting whose
+  # value is a secret (ARCHITECTURE.md).
   credentials ? { },
   # Addresses the services may connect to (IPAddressAllow= syntax); empty means no network.
   outboundAddresses ? [ ],
@@ -99,6 +100,9 @@ let
   // (if backupCfg.enable then { BITPOLL_BACKUP_DIR = backupCfg.directory; } else { })
   // extraEnvironment;
 
+  badCredentialNames = builtins.filter (name: builtins.match "[a-z0-9_-]+" name == null) (
+    builtins.attrNames credentials
+  );
   loadCredentials = map (name: "${name}:${toString credentials.${name}}") (
     builtins.attrNames credentials
   );
@@ -315,6 +319,11 @@ let
     (check (builtins.all (name: isAbsolute credentials.${name}) (
       builtins.attrNames credentials
     )) "every credential must be an absolute path")
+    # The names the settings module looks up; they also keep LoadCredential='s ':' separator
+    # and the credentials directory's file names unambiguous.
+    (check (badCredentialNames == [ ])
+      "credential names must be lower-case letters, digits, '_' and '-', got: ${toString badCredentialNames}"
+    )
   ];
 
   units = {

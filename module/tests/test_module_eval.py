@@ -253,6 +253,43 @@ ASSERTIONS = [
         id="db-password-in-settings",
     ),
     pytest.param(
+        'services.bitpoll.secretSettings.EMAIL_HOST_PASSWORD = "/nix/store/00000000000000000000000000000000-smtp";',
+        'services.bitpoll.secretSettings.EMAIL_HOST_PASSWORD = "/run/secrets/smtp";',
+        "services.bitpoll.secretSettings.EMAIL_HOST_PASSWORD points into the Nix store",
+        id="secret-setting-in-store",
+    ),
+    pytest.param(
+        "services.bitpoll.secretSettings.AUTH_LDAP_BIND_PASSWORD = ./ldap-password;",
+        'services.bitpoll.secretSettings.AUTH_LDAP_BIND_PASSWORD = "/run/secrets/ldap";',
+        "services.bitpoll.secretSettings.AUTH_LDAP_BIND_PASSWORD is a Nix path literal",
+        id="secret-setting-path-literal",
+    ),
+    pytest.param(
+        'services.bitpoll.secretSettings.email_host_password = "/run/secrets/smtp";',
+        'services.bitpoll.secretSettings.EMAIL_HOST_PASSWORD = "/run/secrets/smtp";',
+        "services.bitpoll.secretSettings.email_host_password does not name a setting",
+        id="secret-setting-bad-name",
+    ),
+    pytest.param(
+        'services.bitpoll.secretSettings.SECRET_KEY = "/run/secrets/sk";',
+        'services.bitpoll.secretKeyFile = "/run/secrets/sk";',
+        "services.bitpoll.secretSettings.SECRET_KEY is not read: set services.bitpoll.secretKeyFile to that file instead",
+        id="secret-key-as-secret-setting",
+    ),
+    pytest.param(
+        'services.bitpoll.secretSettings.FIELD_ENCRYPTION_KEY = "/run/secrets/ek";',
+        'services.bitpoll.encryptionKeyFile = "/run/secrets/ek";',
+        "set services.bitpoll.encryptionKeyFile to that file instead",
+        id="encryption-key-as-secret-setting",
+    ),
+    pytest.param(
+        'services.bitpoll.secretSettings.OPENID_CLIENT_SECRET = "/run/secrets/oidc"; '
+        'services.bitpoll.settings.OPENID_CLIENT_SECRET = { _secret = "oidc"; };',
+        'services.bitpoll.secretSettings.OPENID_CLIENT_SECRET = "/run/secrets/oidc";',
+        "services.bitpoll.secretSettings.OPENID_CLIENT_SECRET and services.bitpoll.settings.OPENID_CLIENT_SECRET are both set",
+        id="secret-setting-also-in-settings",
+    ),
+    pytest.param(
         "services.bitpoll.settings.OPENID_ENABLED = true; services.bitpoll.settings.GROUP_MANAGEMENT = true;",
         "services.bitpoll.settings.OPENID_ENABLED = true;",
         "services.bitpoll.settings.OPENID_ENABLED and services.bitpoll.settings.GROUP_MANAGEMENT cannot both be on",
@@ -300,8 +337,17 @@ WARNINGS = [
                  "services.bitpoll.settings.AUTH_LDAP_SERVER_URI is set", id="ldap-offline"),
     pytest.param("services.bitpoll.settings.DEBUG = true;", "services.bitpoll.settings.DEBUG = false;",
                  "services.bitpoll.settings.DEBUG is on", id="debug"),
-    pytest.param('services.bitpoll.settings.EMAIL_HOST_PASSWORD = "x";', "",
-                 "services.bitpoll.settings.EMAIL_HOST_PASSWORD is written to the world-readable Nix store", id="email-password"),
+    pytest.param('services.bitpoll.settings.EMAIL_HOST_PASSWORD = "x";',
+                 'services.bitpoll.secretSettings.EMAIL_HOST_PASSWORD = "/run/secrets/smtp";',
+                 "services.bitpoll.settings.EMAIL_HOST_PASSWORD is written to the world-readable Nix store: remove "
+                 "it and set services.bitpoll.secretSettings.EMAIL_HOST_PASSWORD to a file", id="email-password"),
+    pytest.param('services.bitpoll.settings.AUTH_LDAP_BIND_PASSWORD = "x";',
+                 'services.bitpoll.secretSettings.AUTH_LDAP_BIND_PASSWORD = "/run/secrets/ldap";',
+                 "set services.bitpoll.secretSettings.AUTH_LDAP_BIND_PASSWORD", id="ldap-password"),
+    # A reference to a credential provided some other way is no secret in the store.
+    pytest.param('services.bitpoll.settings.OPENID_CLIENT_SECRET = "x";',
+                 'services.bitpoll.settings.OPENID_CLIENT_SECRET = { _secret = "oidc"; };',
+                 "set services.bitpoll.secretSettings.OPENID_CLIENT_SECRET", id="openid-secret"),
     pytest.param('services.bitpoll.database.passwordFile = "/run/keys/pw";', "",
                  "services.bitpoll.database.passwordFile is ignored", id="password-with-sqlite"),
     pytest.param('services.bitpoll.nginx.enable = true; services.bitpoll.nginx.hostName = "polls.example.org"; '
@@ -414,6 +460,27 @@ def test_secrets_are_credentials_and_settings_stay_free_of_them():
     assert "/run/keys" not in json.dumps(result["settings"])
 
 
+def test_secret_settings_are_credentials_named_in_the_settings():
+    result = evaluate_module(config(
+        'services.bitpoll.secretSettings = { EMAIL_HOST_PASSWORD = "/run/secrets/smtp";'
+        ' OPENID_CLIENT_SECRET = "/run/secrets/oidc"; };'
+        ' services.bitpoll.secretKeyFile = "/run/keys/sk"; services.bitpoll.backup.enable = true;'
+    ))
+    assert result["assertions"] == [] and result["warnings"] == []
+    expected = ["secret_key:/run/keys/sk", "setting_email_host_password:/run/secrets/smtp",
+                "setting_openid_client_secret:/run/secrets/oidc"]
+    # Every process that loads the settings gets them: the server, the jobs, the admin commands.
+    for name in ["bitpoll", "bitpoll-clearsessions", "bitpoll-backup"]:
+        assert result["services"][name]["serviceConfig"]["LoadCredential"] == expected
+    for wrapper in result["wrappers"]:
+        for credential in expected:
+            assert f"-p 'LoadCredential={credential}'" in wrapper["text"]
+    settings = result["settings"]
+    assert settings["EMAIL_HOST_PASSWORD"] == {"_secret": "setting_email_host_password"}
+    assert settings["OPENID_CLIENT_SECRET"] == {"_secret": "setting_openid_client_secret"}
+    assert "/run/secrets" not in json.dumps(settings)
+
+
 def test_freeform_settings_and_nulls():
     result = evaluate_module(config(
         'services.bitpoll.settings = { IMPRINT_URL = "https://example.org/imprint"; EMAIL_HOST = "localhost";'
@@ -456,7 +523,7 @@ def load_shim(tmp_path, monkeypatch, settings: dict):
     settings_file = tmp_path / "settings.json"
     settings_file.write_text(json.dumps(settings))
     credentials = tmp_path / "credentials"
-    credentials.mkdir()
+    credentials.mkdir(exist_ok=True)
     (credentials / "secret_key").write_text("s" * 50)
     (credentials / "encryption_key").write_text("A" * 43 + "=")
     monkeypatch.setenv("BITPOLL_SETTINGS_FILE", str(settings_file))
@@ -470,6 +537,31 @@ def load_shim(tmp_path, monkeypatch, settings: dict):
     finally:
         sys.modules.pop("bitpoll_settings_local_under_test", None)
     return module
+
+
+@pytest.mark.skipif(not SHIM.is_file(), reason="package/files/settings_local.py is absent")
+def test_the_package_shim_reads_secret_settings_from_the_credentials(tmp_path, monkeypatch, capsys):
+    result = evaluate_module(config(
+        'services.bitpoll.secretSettings = { EMAIL_HOST_PASSWORD = "/run/secrets/smtp";'
+        ' AUTH_LDAP_BIND_PASSWORD = "/run/secrets/ldap"; };'
+    ))
+    credentials = tmp_path / "credentials"
+    credentials.mkdir()
+    # What LoadCredential= puts in the credentials directory, under the names the units give.
+    for entry in result["services"]["bitpoll"]["serviceConfig"]["LoadCredential"]:
+        name, _, source = entry.partition(":")
+        (credentials / name).write_text(f"secret from {source}\n")
+    shim = load_shim(tmp_path, monkeypatch, result["settings"])
+    assert shim.EMAIL_HOST_PASSWORD == "secret from /run/secrets/smtp"
+    assert shim.AUTH_LDAP_BIND_PASSWORD == "secret from /run/secrets/ldap"
+    # Without the credential the shim stops with its one-line configuration error.
+    (credentials / "setting_email_host_password").unlink()
+    capsys.readouterr()
+    with pytest.raises(SystemExit) as stop:
+        load_shim(tmp_path, monkeypatch, result["settings"])
+    assert stop.value.code == 78
+    error = capsys.readouterr().err
+    assert error.count("\n") == 1 and "secret setting_email_host_password not found" in error
 
 
 @pytest.mark.skipif(not SHIM.is_file(), reason="package/files/settings_local.py is absent")

@@ -42,11 +42,19 @@ def serve(build, tmp_path):
     """Start Bitpoll with the settings the module renders for `body` (a NixOS configuration)."""
     instances = []
 
-    def start(body: str) -> testbed.Instance:
+    def start(body: str, secret_files: dict[str, str] | None = None) -> testbed.Instance:
+        """`secret_files`: the content of each file the configuration's credentials name."""
         result = evaluate_module("{ services.bitpoll.enable = true; " + body + " }")
         assert result["assertions"] == [], result["assertions"]
         instance = testbed.Instance(build, str(tmp_path / f"instance{len(instances)}"), settings=result["settings"])
         instances.append(instance)
+        # The credentials the units load beyond the testbed's own, as LoadCredential= provides them.
+        for entry in result["services"]["bitpoll"]["serviceConfig"].get("LoadCredential", []):
+            name, _, source = entry.partition(":")
+            os.makedirs(instance.credentials_dir, mode=0o700, exist_ok=True)
+            with open(os.open(os.path.join(instance.credentials_dir, name), os.O_WRONLY | os.O_CREAT, 0o400),
+                      "w") as handle:
+                handle.write(secret_files[source])
         return instance.start()
 
     yield start
@@ -116,3 +124,18 @@ def test_https_behind_nginx(serve):
     # The same post from a foreign origin is refused.
     foreign = {**post_headers, "Origin": "https://evil.example.org", "Referer": "https://evil.example.org/"}
     assert request(instance, method="POST", host="polls.example.org", headers=foreign, body=form)[0] == 403
+
+
+def test_secret_settings_reach_django_from_the_credentials(serve):
+    instance = serve(
+        'services.bitpoll.secretSettings = { EMAIL_HOST_PASSWORD = "/run/secrets/smtp";'
+        ' AUTH_LDAP_BIND_PASSWORD = "/run/secrets/ldap"; };',
+        secret_files={"/run/secrets/smtp": "smtp pass word\n", "/run/secrets/ldap": "ldap-bind-secret"},
+    )
+    assert request(instance)[0] == 200
+    settings = json.loads(open(instance.settings_file).read())
+    assert settings["EMAIL_HOST_PASSWORD"] == {"_secret": "setting_email_host_password"}
+    output = instance.shell("import json; from django.conf import settings as s; "
+                            "print('SECRETS', json.dumps([s.EMAIL_HOST_PASSWORD, s.AUTH_LDAP_BIND_PASSWORD]))")
+    line = next(line for line in output.splitlines() if line.startswith("SECRETS "))
+    assert json.loads(line[len("SECRETS "):]) == ["smtp pass word", "ldap-bind-secret"]

@@ -206,6 +206,8 @@ def test_bad_options_are_refused(tmp_path, args, message):
         ('{ package = "/p"; settingsFile = "/s"; workers = 0; }', "workers must be a positive integer"),
         ('{ package = "/p"; settingsFile = "/s"; listen = { port = 80; }; }',
          "listen needs either socket, or address and port"),
+        ('{ package = "/p"; settingsFile = "/s"; credentials.EMAIL_HOST_PASSWORD = "/run/secrets/smtp"; }',
+         "credential names must be lower-case letters, digits, '_' and '-', got: EMAIL_HOST_PASSWORD"),
     ],
 )
 def test_unit_data_refuses_typos_and_bad_values(tmp_path, arguments, message):
