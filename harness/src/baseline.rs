@@ -5,7 +5,7 @@
 //! The JSON form is documented in docs/nix-commands.md; add fields freely, raise
 //! `schema_version` for a rename or removal.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Write as _;
 
 use serde::{Deserialize, Serialize};
@@ -215,12 +215,20 @@ pub enum Finding {
         was: Option<f64>,
         now: Option<f64>,
     },
+    /// A scenario of the baseline of which nothing ran this time (`--scenario` chose others,
+    /// or its check is gone): one line instead of one per step and metric.
+    NotRun {
+        scenario: String,
+        steps: usize,
+        metrics: usize,
+    },
 }
 
 impl Finding {
     pub fn key(&self) -> &str {
         match self {
             Finding::Step { key, .. } | Finding::Metric { key, .. } => key,
+            Finding::NotRun { scenario, .. } => scenario,
         }
     }
 
@@ -248,6 +256,7 @@ impl Finding {
                 }
                 _ => Severity::Info,
             },
+            Finding::NotRun { .. } => Severity::Info,
         }
     }
 
@@ -283,6 +292,13 @@ impl Finding {
                     (None, None) => key.clone(),
                 }
             }
+            Finding::NotRun {
+                scenario,
+                steps,
+                metrics,
+            } => format!(
+                "{scenario}: not run this time (the baseline has {steps} step(s) and {metrics} metric(s))"
+            ),
         }
     }
 }
@@ -331,6 +347,8 @@ pub struct Comparison {
     pub unchanged_metrics: usize,
     /// Steps with the same status in both.
     pub unchanged_steps: usize,
+    /// Whether there was a baseline; without one only failed steps are findings.
+    pub has_baseline: bool,
 }
 
 impl Comparison {
@@ -345,8 +363,13 @@ impl Comparison {
     /// The diff for people: regressions first, then improvements, then the rest.
     pub fn render(&self, thresholds: &Thresholds) -> String {
         let mut text = String::new();
+        let first = if self.has_baseline {
+            "regressions"
+        } else {
+            "failed steps"
+        };
         for (severity, title) in [
-            (Severity::Regression, "regressions"),
+            (Severity::Regression, first),
             (Severity::Improvement, "improvements"),
             (Severity::Info, "other changes"),
         ] {
@@ -354,7 +377,14 @@ impl Comparison {
                 .findings
                 .iter()
                 .filter(|(s, _)| *s == severity)
-                .map(|(_, finding)| finding.line(thresholds))
+                .map(|(_, finding)| {
+                    if self.has_baseline {
+                        finding.line(thresholds)
+                    } else {
+                        // Without a baseline every finding is a step that failed.
+                        format!("{}: failed", finding.key())
+                    }
+                })
                 .collect();
             if lines.is_empty() {
                 continue;
@@ -364,14 +394,24 @@ impl Comparison {
                 let _ = writeln!(text, "  {line}");
             }
         }
-        let _ = write!(
-            text,
-            "{} regression(s), {} improvement(s); {} step(s) and {} metric(s) unchanged",
-            self.regressions(),
-            self.count(Severity::Improvement),
-            self.unchanged_steps,
-            self.unchanged_metrics
-        );
+        if self.has_baseline {
+            let _ = write!(
+                text,
+                "{} regression(s), {} improvement(s); {} step(s) and {} metric(s) unchanged",
+                self.regressions(),
+                self.count(Severity::Improvement),
+                self.unchanged_steps,
+                self.unchanged_metrics
+            );
+        } else {
+            let _ = write!(
+                text,
+                "{} failed step(s), {} other step(s) and {} metric(s) recorded; no baseline to compare them with",
+                self.regressions(),
+                self.unchanged_steps,
+                self.unchanged_metrics
+            );
+        }
         text
     }
 }
@@ -396,8 +436,39 @@ pub fn compare(
     let mut unchanged_steps = 0;
     let mut unchanged_metrics = 0;
 
-    let step_keys: std::collections::BTreeSet<&String> =
-        baseline.steps.keys().chain(current.steps.keys()).collect();
+    // Scenarios are the part of a key before its first `/` (a scenario name has none).
+    let scenario_of = |key: &str| key.split('/').next().unwrap_or(key).to_string();
+    let ran: BTreeSet<String> = current
+        .steps
+        .keys()
+        .chain(current.metrics.keys())
+        .map(|key| scenario_of(key))
+        .collect();
+    let not_run = |key: &str| key != CLOSURE_SIZE && !ran.contains(&scenario_of(key));
+    let mut skipped_scenarios: BTreeMap<String, (usize, usize)> = BTreeMap::new();
+    for key in baseline.steps.keys().filter(|key| not_run(key)) {
+        skipped_scenarios.entry(scenario_of(key)).or_default().0 += 1;
+    }
+    for key in baseline.metrics.keys().filter(|key| not_run(key)) {
+        skipped_scenarios.entry(scenario_of(key)).or_default().1 += 1;
+    }
+    for (scenario, (steps, metrics)) in skipped_scenarios {
+        findings.push((
+            Severity::Info,
+            Finding::NotRun {
+                scenario,
+                steps,
+                metrics,
+            },
+        ));
+    }
+
+    let step_keys: BTreeSet<&String> = baseline
+        .steps
+        .keys()
+        .filter(|key| !not_run(key))
+        .chain(current.steps.keys())
+        .collect();
     for key in step_keys {
         let was = baseline.steps.get(key).copied();
         let now = current.steps.get(key).copied();
@@ -420,14 +491,14 @@ pub fn compare(
 
     let mut was_metrics = baseline.metrics.clone();
     let mut now_metrics = current.metrics.clone();
+    was_metrics.retain(|key, _| !not_run(key));
     if let Some(size) = baseline.closure_size_bytes {
         was_metrics.insert(CLOSURE_SIZE.into(), size as f64);
     }
     if let Some(size) = current.closure_size_bytes {
         now_metrics.insert(CLOSURE_SIZE.into(), size as f64);
     }
-    let metric_keys: std::collections::BTreeSet<&String> =
-        was_metrics.keys().chain(now_metrics.keys()).collect();
+    let metric_keys: BTreeSet<&String> = was_metrics.keys().chain(now_metrics.keys()).collect();
     for key in metric_keys {
         let finding = Finding::Metric {
             key: key.clone(),
@@ -437,6 +508,7 @@ pub fn compare(
         let severity = finding.severity(thresholds);
         // Without a baseline there is nothing to compare a measurement with.
         if !has_baseline {
+            unchanged_metrics += 1;
             continue;
         }
         let both = matches!(
@@ -458,6 +530,7 @@ pub fn compare(
         findings,
         unchanged_metrics,
         unchanged_steps,
+        has_baseline,
     }
 }
 
@@ -597,6 +670,25 @@ mod tests {
         assert!(comparison.findings.is_empty());
         assert_eq!(comparison.unchanged_steps, 1);
         assert_eq!(comparison.unchanged_metrics, 2);
+    }
+
+    #[test]
+    fn a_scenario_that_did_not_run_is_one_line() {
+        let was = baseline(
+            &[
+                ("d/a", Status::Passed),
+                ("d/b", Status::Passed),
+                ("m/x", Status::Passed),
+            ],
+            &[("d/memory_rss_bytes", 1.0)],
+            None,
+        );
+        let now = baseline(&[("m/x", Status::Passed)], &[], None);
+        let comparison = compare(Some(&was), &now, &Thresholds::default());
+        assert_eq!(severities(&comparison), vec![(Severity::Info, "d".into())]);
+        assert!(comparison
+            .render(&Thresholds::default())
+            .contains("  d: not run this time (the baseline has 2 step(s) and 1 metric(s))\n"));
     }
 
     #[test]
