@@ -6,18 +6,13 @@
 //! Needs root, systemd-nspawn and BITPOLL_SRC (and BITPOLL_SRC_PREVIOUS for the upgrade); each
 //! trial is reported as ignored, with the reason printed, where those are missing.
 
-use std::path::{Path, PathBuf};
-use std::process::Command;
+#[path = "support/container.rs"]
+mod container;
 
+use std::path::Path;
+
+use container::{host_skip_reason, repository, Container};
 use libtest_mimic::{Arguments, Failed, Trial};
-
-fn repository() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
-}
-
-fn container_tool() -> PathBuf {
-    repository().join("ci/container/bitpoll-container")
-}
 
 /// How to boot the container for a scenario and what the scenario needs told.
 struct Case {
@@ -25,55 +20,6 @@ struct Case {
     /// Arguments of `bitpoll-container up`, or why this host cannot run the case.
     up_arguments: Result<Vec<String>, String>,
     vars: Vec<String>,
-}
-
-/// A booted container, shut down on drop.
-struct Container {
-    state: tempfile::TempDir,
-    values: Vec<(String, String)>,
-}
-
-impl Container {
-    fn up(arguments: &[String]) -> Result<Self, Failed> {
-        let state = tempfile::tempdir().map_err(|e| format!("temporary directory: {e}"))?;
-        let output = Command::new(container_tool())
-            .args(["up", "--state-dir"])
-            .arg(state.path().join("container"))
-            .args(arguments)
-            .output()
-            .map_err(|e| format!("cannot run {}: {e}", container_tool().display()))?;
-        let values = String::from_utf8_lossy(&output.stdout)
-            .lines()
-            .filter_map(|line| line.split_once('='))
-            .map(|(key, value)| (key.to_string(), value.to_string()))
-            .collect();
-        let container = Self { state, values };
-        if !output.status.success() {
-            return Err(format!(
-                "the container did not come up: {}",
-                String::from_utf8_lossy(&output.stderr)
-            )
-            .into());
-        }
-        Ok(container)
-    }
-
-    fn value(&self, key: &str) -> Result<&str, Failed> {
-        self.values
-            .iter()
-            .find(|(name, _)| name == key)
-            .map(|(_, value)| value.as_str())
-            .ok_or_else(|| format!("bitpoll-container up printed no {key}").into())
-    }
-}
-
-impl Drop for Container {
-    fn drop(&mut self) {
-        let _ = Command::new(container_tool())
-            .args(["down", "--state-dir"])
-            .arg(self.state.path().join("container"))
-            .output();
-    }
 }
 
 fn step_count(scenario: &str) -> Result<usize, Failed> {
@@ -86,13 +32,9 @@ fn run_case(case: &Case) -> Result<(), Failed> {
     let steps = step_count(case.scenario)?;
     let up_arguments = case.up_arguments.clone()?;
     let container = Container::up(&up_arguments)?;
-    let mut command = Command::new(env!("CARGO_BIN_EXE_bitpoll-harness"));
+    let mut command = container.harness_run()?;
     command
-        .current_dir(repository())
-        .args(["run", case.scenario])
-        .args(["--target", container.value("SSH_TARGET")?])
-        .args(["--identity", container.value("SSH_IDENTITY")?])
-        .args(["--known-hosts-file", container.value("SSH_KNOWN_HOSTS")?])
+        .arg(case.scenario)
         .args(["--base-url", container.value("BASE_URL")?]);
     for var in &case.vars {
         command.args(["--var", var]);
@@ -114,21 +56,6 @@ fn run_case(case: &Case) -> Result<(), Failed> {
     Ok(())
 }
 
-fn host_reason() -> Option<String> {
-    // SAFETY: geteuid has no preconditions.
-    if unsafe { libc::geteuid() } != 0 {
-        return Some("needs root to boot a container with systemd-nspawn".into());
-    }
-    let nspawn = ["/usr/bin/systemd-nspawn", "/bin/systemd-nspawn"];
-    if !nspawn.iter().any(|path| Path::new(path).exists()) {
-        return Some(
-            "systemd-nspawn is missing (ci/install.d/10-debian.sh installs systemd-container)"
-                .into(),
-        );
-    }
-    None
-}
-
 fn checkout(variable: &str, release: &str) -> Result<String, String> {
     match std::env::var(variable) {
         Ok(path) if Path::new(&path).join("manage.py").is_file() => Ok(path),
@@ -143,7 +70,7 @@ fn checkout(variable: &str, release: &str) -> Result<String, String> {
 
 fn main() {
     let arguments = Arguments::from_args();
-    let host = host_reason();
+    let host = host_skip_reason();
     let current = checkout("BITPOLL_SRC", "0.11");
     let previous = checkout("BITPOLL_SRC_PREVIOUS", "0.10.0");
     let with_current = |extra: &[&str]| -> Result<Vec<String>, String> {

@@ -2,79 +2,24 @@
 //! container booted by the systemd container testbed (`ci/container/bitpoll-container`). A
 //! failed unit's step shows the unit's journal, and waiting for a unit that failed stops at once.
 
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+#[path = "support/container.rs"]
+mod container;
+
+use std::process::Output;
 use std::time::{Duration, Instant};
 
+use container::{host_skip_reason, Container};
 use libtest_mimic::{Arguments, Failed, Trial};
 
-fn repository() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
-}
-
-fn container_tool() -> PathBuf {
-    repository().join("ci/container/bitpoll-container")
-}
-
-/// A booted container, shut down on drop.
-struct Container {
-    state: tempfile::TempDir,
-    values: Vec<(String, String)>,
-}
-
-impl Container {
-    fn up() -> Result<Self, Failed> {
-        let state = tempfile::tempdir().map_err(|e| format!("temporary directory: {e}"))?;
-        let output = Command::new(container_tool())
-            .args(["up", "--state-dir"])
-            .arg(state.path().join("container"))
-            .output()
-            .map_err(|e| format!("cannot run {}: {e}", container_tool().display()))?;
-        let values = String::from_utf8_lossy(&output.stdout)
-            .lines()
-            .filter_map(|line| line.split_once('='))
-            .map(|(key, value)| (key.to_string(), value.to_string()))
-            .collect();
-        let container = Self { state, values };
-        if !output.status.success() {
-            return Err(format!(
-                "the container did not boot: {}",
-                String::from_utf8_lossy(&output.stderr)
-            )
-            .into());
-        }
-        Ok(container)
-    }
-
-    fn value(&self, key: &str) -> Result<&str, Failed> {
-        self.values
-            .iter()
-            .find(|(name, _)| name == key)
-            .map(|(_, value)| value.as_str())
-            .ok_or_else(|| format!("bitpoll-container up printed no {key}").into())
-    }
-
-    fn run(&self, scenario: &str) -> Result<Output, Failed> {
-        let file = self.state.path().join("scenario.toml");
-        std::fs::write(&file, scenario).map_err(|e| format!("write scenario: {e}"))?;
-        Command::new(env!("CARGO_BIN_EXE_bitpoll-harness"))
-            .arg("run")
-            .arg(&file)
-            .args(["--target", self.value("SSH_TARGET")?])
-            .args(["--identity", self.value("SSH_IDENTITY")?])
-            .args(["--known-hosts-file", self.value("SSH_KNOWN_HOSTS")?])
-            .output()
-            .map_err(|e| format!("cannot run bitpoll-harness: {e}").into())
-    }
-}
-
-impl Drop for Container {
-    fn drop(&mut self) {
-        let _ = Command::new(container_tool())
-            .args(["down", "--state-dir"])
-            .arg(self.state.path().join("container"))
-            .output();
-    }
+/// Runs a scenario text against a bare container.
+fn run(container: &Container, scenario: &str) -> Result<Output, Failed> {
+    let file = container.state.path().join("scenario.toml");
+    std::fs::write(&file, scenario).map_err(|e| format!("write scenario: {e}"))?;
+    container
+        .harness_run()?
+        .arg(&file)
+        .output()
+        .map_err(|e| format!("cannot run bitpoll-harness: {e}").into())
 }
 
 fn expect(condition: bool, what: &str, output: &Output) -> Result<(), Failed> {
@@ -91,8 +36,9 @@ fn expect(condition: bool, what: &str, output: &Output) -> Result<(), Failed> {
 }
 
 fn unit_steps_pass_against_a_real_systemd() -> Result<(), Failed> {
-    let container = Container::up()?;
-    let output = container.run(
+    let container = Container::up(&[])?;
+    let output = run(
+        &container,
         r#"
 [scenario]
 name = "units"
@@ -123,9 +69,10 @@ expect.active = "inactive"
 }
 
 fn a_failed_unit_fails_its_step_with_its_journal() -> Result<(), Failed> {
-    let container = Container::up()?;
+    let container = Container::up(&[])?;
     let started = Instant::now();
-    let output = container.run(
+    let output = run(
+        &container,
         r#"
 [scenario]
 name = "failing-unit"
@@ -160,24 +107,9 @@ timeout = "60s"
     )
 }
 
-fn skip_reason() -> Option<String> {
-    // SAFETY: geteuid has no preconditions.
-    if unsafe { libc::geteuid() } != 0 {
-        return Some("needs root to boot a container with systemd-nspawn".into());
-    }
-    let nspawn = ["/usr/bin/systemd-nspawn", "/bin/systemd-nspawn"];
-    if !nspawn.iter().any(|path| Path::new(path).exists()) {
-        return Some(
-            "systemd-nspawn is missing (ci/install.d/10-debian.sh installs systemd-container)"
-                .into(),
-        );
-    }
-    None
-}
-
 fn main() {
     let arguments = Arguments::from_args();
-    let reason = skip_reason();
+    let reason = host_skip_reason();
     if let Some(reason) = &reason {
         eprintln!("systemd_units: skipped: {reason}");
     }
