@@ -349,14 +349,10 @@ def prepare_layout(src: Path) -> Path:
         import bitpoll_testbed
     except ImportError as exc:
         raise TestbedError(f"cannot load the process testbed (ci/testbed/bitpoll_testbed.py): {exc}") from exc
-    # The layout stands for the package in the Nix store, readable by everyone.
-    umask = os.umask(0o022)
     try:
         build = bitpoll_testbed.prepare(str(src))
     except bitpoll_testbed.TestbedError as exc:
         raise TestbedError(f"the process testbed could not prepare {src}: {exc}") from exc
-    finally:
-        os.umask(umask)
     return Path(build.bin_dir)
 
 

@@ -270,7 +270,19 @@ def stand_in_font(app_dir):
 
 
 def prepare(src, version=None, python=None):
-    """Build (or reuse) the venv and the app for checkout `src`; return a Build."""
+    """Build (or reuse) the venv and the app for checkout `src`; return a Build.
+
+    The layout stands for the package in the Nix store, which everyone can read, so it is built
+    under umask 022 whatever the caller's umask (a test that ran the ops tool in-process has
+    its 077)."""
+    umask = os.umask(0o022)
+    try:
+        return _prepare(src, version, python)
+    finally:
+        os.umask(umask)
+
+
+def _prepare(src, version, python):
     src = os.path.abspath(src)
     if not os.path.exists(os.path.join(src, "manage.py")):
         raise TestbedError(f"{src} is not a Bitpoll checkout (no manage.py)")
