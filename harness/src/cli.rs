@@ -137,6 +137,10 @@ pub struct GateArgs {
     /// Write this run's data as a baseline.
     #[arg(long, value_name = "FILE")]
     pub save_baseline: Option<PathBuf>,
+    /// Where the data came from, stored as the saved baseline's `source` (default: the
+    /// nixpkgs reference and system, or the reports' directory and scenarios).
+    #[arg(long, value_name = "TEXT", requires = "save_baseline")]
+    pub note: Option<String>,
     /// A scenario to run; repeatable (default: every VM check of the flake).
     #[arg(long = "scenario", value_name = "NAME")]
     pub scenarios: Vec<String>,

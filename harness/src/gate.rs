@@ -78,12 +78,25 @@ pub fn command(args: &GateArgs) -> anyhow::Result<ExitCode> {
     let current = match &args.from_reports {
         Some(dir) => {
             let reports = reports_in(dir)?;
-            Baseline::from_reports(&format!("reports in {}", dir.display()), &reports, None)?
+            let scenarios: Vec<&str> = reports
+                .iter()
+                .flat_map(|(_, report)| &report.scenarios)
+                .map(|scenario| scenario.scenario.as_str())
+                .collect();
+            let source = format!("reports in {} ({})", dir.display(), scenarios.join(", "));
+            Baseline::from_reports(&source, &reports, None)?
         }
         None => match run_suite(args)? {
             Ok(current) => current,
             Err(code) => return Ok(code),
         },
+    };
+    let current = match &args.note {
+        Some(note) => Baseline {
+            source: note.clone(),
+            ..current
+        },
+        None => current,
     };
     if let Some(path) = &args.save_baseline {
         let json =
