@@ -177,13 +177,13 @@ fn eval_only(nix: &Nix, flake: &FlakeRef, system: &str, config: &Path) -> anyhow
         if score.exposure > BUDGET {
             failed = true;
             println!(
-                "FAIL hardening: {name}: exposure {} is above the budget {BUDGET}; costs most: {}",
+                "FAIL hardening: {name}: exposure {} is above the budget {BUDGET:.1}; costs most: {}",
                 score.exposure,
                 score.costliest(3)
             );
         } else {
             println!(
-                "ok   hardening: {name}: exposure {} (budget {BUDGET})",
+                "ok   hardening: {name}: exposure {} (budget {BUDGET:.1})",
                 score.exposure
             );
         }

@@ -365,7 +365,7 @@ fn validate_eval_only_scores_the_units_and_runs_the_deploy_checks() {
             "warning: services.bitpoll.outboundAddresses is empty: calendar imports are off\nevaluation: ok (1 warning(s))\n",
         ))
         .stdout(predicate::str::contains(
-            "ok   hardening: bitpoll.service: exposure 0.2 (budget 1)",
+            "ok   hardening: bitpoll.service: exposure 0.2 (budget 1.0)",
         ))
         .stdout(predicate::str::contains("ok   hardening: bitpoll-clearsessions.service: exposure"))
         .stdout(predicate::str::contains("hardening: bitpoll.socket").not())
@@ -456,7 +456,7 @@ fn validate_eval_only_fails_a_unit_above_the_hardening_budget() {
         .assert()
         .code(1)
         .stdout(predicate::str::is_match(
-            r"FAIL hardening: bitpoll.service: exposure [0-9.]+ is above the budget 1; costs most: PrivateNetwork= 0.5 \(Service has access to the host's network\)",
+            r"FAIL hardening: bitpoll.service: exposure [0-9.]+ is above the budget 1.0; costs most: PrivateNetwork= 0.5 \(Service has access to the host's network\)",
         )
         .unwrap());
 }
