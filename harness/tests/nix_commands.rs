@@ -692,3 +692,33 @@ fn gate_needs_nixpkgs_or_reports() {
         .code(2)
         .stderr(predicate::str::contains("--nixpkgs <REF>"));
 }
+
+/// The committed baseline is read by this harness, and every step it names exists in the
+/// scenario files: a renamed or removed step would otherwise show up as "no longer run" in every
+/// gate until someone regenerates the file.
+#[test]
+fn ci_baseline_matches_the_scenarios() {
+    let path = repository().join("ci/baseline.json");
+    let baseline =
+        bitpoll_harness::baseline::Baseline::from_json(&std::fs::read_to_string(&path).unwrap())
+            .unwrap();
+    assert!(!baseline.steps.is_empty());
+    for key in baseline.steps.keys().chain(baseline.metrics.keys()) {
+        let (scenario, _) = key.split_once('/').unwrap();
+        let file = repository().join(format!("scenarios/{scenario}.toml"));
+        assert!(
+            file.is_file(),
+            "ci/baseline.json names the scenario `{scenario}`, which has no scenarios/{scenario}.toml; regenerate the baseline (docs/nix-commands.md)"
+        );
+    }
+    for key in baseline.steps.keys() {
+        let (scenario, step) = key.split_once('/').unwrap();
+        let parsed =
+            bitpoll_harness::parse::load(&repository().join(format!("scenarios/{scenario}.toml")))
+                .unwrap();
+        assert!(
+            parsed.steps.iter().any(|s| s.name == step),
+            "ci/baseline.json has the step `{key}`, which scenarios/{scenario}.toml no longer has; regenerate the baseline (docs/nix-commands.md)"
+        );
+    }
+}
