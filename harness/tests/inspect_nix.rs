@@ -154,7 +154,8 @@ fn main() {
         eprintln!("inspect_nix: skipped: {reason}");
     }
     let lib = lib.unwrap_or_default();
-    let tests: [(&str, fn(&Path) -> Result<(), Failed>); 2] = [
+    type Test = fn(&Path) -> Result<(), Failed>;
+    let tests: [(&str, Test); 2] = [
         (
             "inspect_nix_returns_what_validate_reads",
             inspect_nix_returns_what_validate_reads,
