@@ -150,11 +150,14 @@ fn run_suite(args: &GateArgs) -> anyhow::Result<Result<Baseline, ExitCode>> {
     .collect();
     let nix = Nix::default();
     let checks = vm::flake_checks(&nix, &flake, &system, &overrides)?;
-    let scenarios = if args.scenarios.is_empty() {
+    let mut scenarios = if args.scenarios.is_empty() {
         vm::scenarios_of(&checks)
     } else {
         args.scenarios.clone()
     };
+    // A scenario named twice runs once: the baseline holds each scenario once.
+    let mut seen = std::collections::BTreeSet::new();
+    scenarios.retain(|scenario| seen.insert(scenario.clone()));
     vm::ensure_checks(&checks, &scenarios, &flake, &system)?;
     let builds = scenarios
         .iter()
