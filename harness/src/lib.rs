@@ -27,6 +27,8 @@ pub mod junit;
 pub mod local;
 pub mod nix;
 pub mod parse;
+mod parse_capture;
+mod parse_expect;
 mod parse_step;
 pub mod render;
 pub mod report;
