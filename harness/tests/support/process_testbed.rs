@@ -32,10 +32,16 @@ pub struct Testbed {
 }
 
 impl Testbed {
+    /// Starts an instance on SQLite, the module's default.
     pub fn start(source: &Path) -> Result<Self, String> {
+        Self::start_with_database(source, "sqlite")
+    }
+
+    /// Starts an instance on `sqlite` or `postgresql` (a private server the testbed starts).
+    pub fn start_with_database(source: &Path, database: &str) -> Result<Self, String> {
         let dir = tempfile::tempdir().map_err(|e| format!("temporary directory: {e}"))?;
         let output = Command::new(repository().join("ci/testbed/bitpoll-testbed"))
-            .args(["start", "--db", "sqlite", "--src"])
+            .args(["start", "--db", database, "--src"])
             .arg(source)
             .arg("--dir")
             .arg(dir.path().join("instance"))
