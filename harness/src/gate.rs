@@ -8,12 +8,14 @@ use std::process::ExitCode;
 
 use anyhow::Context as _;
 
-use crate::baseline::{compare, Baseline, Thresholds};
+use crate::baseline::Baseline;
 use crate::cli::{GateArgs, EXIT_FAILED, EXIT_USAGE};
+use crate::comparison::compare;
 use crate::flake::{self, FlakeRef};
 use crate::nix::{Nix, NixError};
 use crate::report::Report;
 use crate::scenario_files::write_atomic;
+use crate::thresholds::Thresholds;
 use crate::vm::{self, TestBuild};
 
 /// Every harness report (`*.json`) in a directory, by file name, in order.
