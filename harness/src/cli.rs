@@ -16,10 +16,10 @@ use crate::local::LocalTarget;
 use crate::report::Report;
 use crate::runner::{new_run_id, run_scenario, RunOptions};
 use crate::scenario::Scenario;
-use crate::scenario_files::{self, write_atomic, DEFAULT_DIR};
+use crate::scenario_files::{self, DEFAULT_DIR};
 use crate::ssh::{default_known_hosts, HostKeyPolicy, SshAddress, SshOptions, SshTarget};
 use crate::target::Target;
-use crate::{human, junit, parse};
+use crate::{human, output, parse};
 
 /// Exit codes: 0 every step passed or was skipped with a reason, 1 a step failed,
 /// 2 a usage, scenario or connection error kept the run from starting.
@@ -324,28 +324,19 @@ fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
         base_url: args.base_url.clone(),
         overrides,
     };
-    let human = args.format == Format::Human;
     let mut reports = Vec::new();
     for scenario in &scenarios {
-        let header = human::scenario_header(
-            &scenario.name,
-            &scenario.file.display().to_string(),
-            &target.describe(),
+        output::progress(
+            args.format,
+            &human::scenario_header(
+                &scenario.name,
+                &scenario.file.display().to_string(),
+                &target.describe(),
+            ),
         );
-        // People watch progress on stdout; with --format json stdout is the report alone.
         let mut progress = |step: &crate::report::StepReport| {
-            let lines = human::step_lines(step);
-            if human {
-                println!("{lines}")
-            } else {
-                eprintln!("{lines}")
-            }
+            output::progress(args.format, &human::step_lines(step))
         };
-        if human {
-            println!("{header}")
-        } else {
-            eprintln!("{header}")
-        }
         let report = runtime.block_on(run_scenario(
             scenario,
             &context,
@@ -353,30 +344,16 @@ fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
             &options,
             &mut progress,
         ));
-        let footer = human::scenario_footer(&report);
-        if human {
-            println!("{footer}")
-        } else {
-            eprintln!("{footer}")
-        }
+        output::progress(args.format, &human::scenario_footer(&report));
         reports.push(report);
     }
     let report = Report::new(options.run_id, target.describe(), reports);
-    let json = serde_json::to_string_pretty(&report).context("cannot serialize the report")?;
-    if let Some(path) = &args.report {
-        write_atomic(path, json.as_bytes())
-            .with_context(|| format!("cannot write the report {}", path.display()))?;
-    }
-    if let Some(path) = &args.junit {
-        write_atomic(path, junit::render(&report).as_bytes())
-            .with_context(|| format!("cannot write the JUnit file {}", path.display()))?;
-    }
-    if human {
-        println!("{}", report.summary.line());
-    } else {
-        println!("{json}");
-        eprintln!("{}", report.summary.line());
-    }
+    output::emit(
+        &report,
+        args.format,
+        args.report.as_deref(),
+        args.junit.as_deref(),
+    )?;
     Ok(if report.failed() {
         ExitCode::from(EXIT_FAILED)
     } else {

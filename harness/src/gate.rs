@@ -9,7 +9,7 @@ use std::process::ExitCode;
 use anyhow::Context as _;
 
 use crate::baseline::Baseline;
-use crate::cli::{GateArgs, EXIT_FAILED, EXIT_USAGE};
+use crate::cli::{Format, GateArgs, EXIT_FAILED, EXIT_USAGE};
 use crate::comparison::compare;
 use crate::flake::{self, FlakeRef};
 use crate::nix::{Nix, NixError};
@@ -177,7 +177,7 @@ fn run_suite(args: &GateArgs) -> anyhow::Result<Result<Baseline, ExitCode>> {
         })
         .collect::<Result<Vec<_>, flake::FlakeError>>()?;
     // Every scenario runs: the comparison needs all of them, failed or not.
-    let result = vm::run_suite(&nix, &builds, true, true);
+    let result = vm::run_suite(&nix, &builds, true, Format::Human);
     if !result.errors.is_empty() {
         eprintln!(
             "error: {} scenario(s) produced no report; no comparison",

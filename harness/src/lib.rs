@@ -27,6 +27,7 @@ pub mod human;
 pub mod junit;
 pub mod local;
 pub mod nix;
+pub mod output;
 pub mod parse;
 mod parse_capture;
 mod parse_expect;

@@ -121,7 +121,7 @@ fn in_vms(
         })
         .collect::<Result<Vec<_>, flake::FlakeError>>()?;
     // An administrator wants the whole picture, so every scenario runs even after one failed.
-    let result = vm::run_suite(nix, &builds, true, true);
+    let result = vm::run_suite(nix, &builds, true, Format::Human);
     for error in &result.errors {
         if let Some(hint) = hint(error, config) {
             eprintln!("{hint}");

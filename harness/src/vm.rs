@@ -7,15 +7,12 @@ use std::os::unix::process::CommandExt as _;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
-use anyhow::Context as _;
-
 use crate::cli::{Format, VmArgs, EXIT_FAILED, EXIT_USAGE};
 use crate::flake::{self, FlakeRef};
 use crate::nix::{Nix, NixError};
 use crate::report::{Report, ScenarioReport};
 use crate::runner::new_run_id;
-use crate::scenario_files::write_atomic;
-use crate::{human, junit};
+use crate::{human, output};
 
 #[derive(Debug, thiserror::Error)]
 pub enum VmError {
@@ -173,15 +170,9 @@ pub fn read_run_output(output: &Path) -> Result<(i32, Option<Report>), VmError> 
 
 /// Builds each test in turn and prints its per-step report as `run` does. Stops after the
 /// first scenario without a pass unless `keep_going`.
-pub fn run_suite(nix: &Nix, builds: &[TestBuild], keep_going: bool, human: bool) -> SuiteResult {
+pub fn run_suite(nix: &Nix, builds: &[TestBuild], keep_going: bool, format: Format) -> SuiteResult {
     let mut result = SuiteResult::default();
-    let say = |text: &str| {
-        if human {
-            println!("{text}")
-        } else {
-            eprintln!("{text}")
-        }
-    };
+    let say = |text: &str| output::progress(format, text);
     for build in builds {
         eprintln!("building the VM test of `{}` ...", build.scenario);
         match run_one(nix, build) {
@@ -248,22 +239,7 @@ pub fn emit(
 ) -> anyhow::Result<ExitCode> {
     let code = result.exit_code();
     let report = merged_report(result.scenarios);
-    let json = serde_json::to_string_pretty(&report).context("cannot serialize the report")?;
-    if let Some(path) = report_path {
-        write_atomic(path, json.as_bytes())
-            .with_context(|| format!("cannot write the report {}", path.display()))?;
-    }
-    if let Some(path) = junit_path {
-        write_atomic(path, junit::render(&report).as_bytes())
-            .with_context(|| format!("cannot write the JUnit file {}", path.display()))?;
-    }
-    match format {
-        Format::Human => println!("{}", report.summary.line()),
-        Format::Json => {
-            println!("{json}");
-            eprintln!("{}", report.summary.line());
-        }
-    }
+    output::emit(&report, format, report_path, junit_path)?;
     Ok(ExitCode::from(code))
 }
 
@@ -307,7 +283,7 @@ pub fn command(args: &VmArgs) -> anyhow::Result<ExitCode> {
             })
         })
         .collect::<Result<Vec<_>, VmError>>()?;
-    let result = run_suite(&nix, &builds, args.keep_going, args.format == Format::Human);
+    let result = run_suite(&nix, &builds, args.keep_going, args.format);
     emit(
         result,
         args.format,

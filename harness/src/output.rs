@@ -1,0 +1,46 @@
+//! What `run` and `vm` print and write once a report exists, and where progress goes: the
+//! same for both, so their outputs stay interchangeable.
+
+use std::path::Path;
+
+use anyhow::Context as _;
+
+use crate::cli::Format;
+use crate::junit;
+use crate::report::Report;
+use crate::scenario_files::write_atomic;
+
+/// Progress lines go to stdout for people, and to stderr when stdout carries the JSON report.
+pub fn progress(format: Format, text: &str) {
+    match format {
+        Format::Human => println!("{text}"),
+        Format::Json => eprintln!("{text}"),
+    }
+}
+
+/// Writes the JSON report and JUnit files asked for, then prints the summary line (for
+/// people) or the JSON report (for machines, with the summary on stderr).
+pub fn emit(
+    report: &Report,
+    format: Format,
+    report_path: Option<&Path>,
+    junit_path: Option<&Path>,
+) -> anyhow::Result<()> {
+    let json = serde_json::to_string_pretty(report).context("cannot serialize the report")?;
+    if let Some(path) = report_path {
+        write_atomic(path, json.as_bytes())
+            .with_context(|| format!("cannot write the report {}", path.display()))?;
+    }
+    if let Some(path) = junit_path {
+        write_atomic(path, junit::render(report).as_bytes())
+            .with_context(|| format!("cannot write the JUnit file {}", path.display()))?;
+    }
+    match format {
+        Format::Human => println!("{}", report.summary.line()),
+        Format::Json => {
+            println!("{json}");
+            eprintln!("{}", report.summary.line());
+        }
+    }
+    Ok(())
+}
