@@ -187,7 +187,7 @@ else
         nixpkgs:django-auth-ldap) ;;
         # A wheel of the same version: nixpkgs builds psycopg2 against libpq.
         nixpkgs:psycopg2) requirements+=(psycopg2-binary) ;;
-        # Its exact django-pipeline pin is relaxed in the Nix package, so pip must not see it.
+        # Its exact libsass pin is relaxed in the Nix package, so pip must not see it.
         local:libsasscompiler) no_deps+=(libsasscompiler) requirements+=(libsass) ;;
         nixpkgs:* | local:*) requirements+=("${attribute#*:}") ;;
       esac
@@ -291,6 +291,11 @@ else
       share/bitpoll/static/staticfiles.json; do
       [[ -e "$out/$path" ]] || fail "package/$which.nix: \$out/$path is missing"
     done
+
+    # disallowedReferences: nothing in the output may still point at the font package.
+    if links=$(find "$out" -lname "$noto/*") && [[ -n "$links" ]]; then
+      fail "package/$which.nix: the output still links the font package (disallowedReferences): $links"
+    fi
 
     # Serve it: prestart (secrets, migrations) and the server, as the module starts them.
     state=$work/state-$which

@@ -25,9 +25,8 @@ buildPythonPackage (finalAttrs: {
     uv-dynamic-versioning
   ];
 
-  # The version comes from git tags, which an sdist does not have.
-  env.UV_DYNAMIC_VERSIONING_BYPASS = finalAttrs.version;
-
+  # The version comes from git tags, which an sdist does not have; uv-dynamic-versioning's
+  # setup hook sets UV_DYNAMIC_VERSIONING_BYPASS to $version (facts/nixpkgs.toml).
   dependencies = [
     cryptography
     requests

@@ -4,6 +4,7 @@
 final: _prev: {
   cryptojwt = final.callPackage ./cryptojwt.nix { };
   django-friendly-tag-loader = final.callPackage ./django-friendly-tag-loader.nix { };
+  django-pipeline = final.callPackage ./django-pipeline.nix { };
   django-simple-csp = final.callPackage ./django-simple-csp.nix { };
   django-token-bucket = final.callPackage ./django-token-bucket.nix { };
   libsasscompiler = final.callPackage ./libsasscompiler.nix { };

@@ -28,12 +28,10 @@ buildPythonPackage (finalAttrs: {
   ];
 
   # setup.py reads its install_requires from a pip-compile lock file, so it demands exactly
-  # django-pipeline==3.1.0 and libsass==0.23.0. The compiler only uses pipeline's CompilerBase
-  # and sass.compile, which nixpkgs' versions provide.
-  pythonRelaxDeps = [
-    "django-pipeline"
-    "libsass"
-  ];
+  # django-pipeline==3.1.0 (python-modules/django-pipeline.nix is that version) and
+  # libsass==0.23.0. The compiler only uses sass.compile, which any libsass nixpkgs may move
+  # to provides.
+  pythonRelaxDeps = [ "libsass" ];
 
   # Importing the module reads django-pipeline's settings, so a plain pythonImportsCheck fails
   # without a configured Django; configure a minimal one and import the compiler class instead.
