@@ -89,6 +89,11 @@ let
         };
     # postgresql.target is reached once the server runs and ensureUsers/ensureDatabases ran.
     requiredUnits = optional localPostgresql "postgresql.target";
+    # A PostgreSQL server on this machine that the module did not set up: start after it when
+    # it is there, so prestart does not use up the start limit at boot while it comes up.
+    wantedUnits = optional (
+      usesPostgresql && !cfg.database.createLocally && config.services.postgresql.enable
+    ) "postgresql.target";
     backup = {
       inherit (cfg.backup)
         enable
@@ -126,12 +131,16 @@ let
     documentation = unit.Unit.Documentation or [ ];
     after = unit.Unit.After or [ ];
     requires = unit.Unit.Requires or [ ];
+    wants = unit.Unit.Wants or [ ];
+    bindsTo = unit.Unit.BindsTo or [ ];
     wantedBy = unit.Install.WantedBy or [ ];
     unitConfig = removeAttrs unit.Unit [
       "Description"
       "Documentation"
       "After"
       "Requires"
+      "Wants"
+      "BindsTo"
     ];
   };
 
@@ -158,7 +167,7 @@ let
 
   sockets = mapAttrs (
     _: unit:
-    removeAttrs (unitOptions unit) [ "unitConfig" ]
+    unitOptions unit
     // {
       listenStreams = unit.Socket.ListenStream;
       socketConfig = removeAttrs unit.Socket [ "ListenStream" ];
@@ -167,11 +176,14 @@ let
 
   timers = mapAttrs (
     _: unit:
-    removeAttrs (unitOptions unit) [ "unitConfig" ]
+    unitOptions unit
     // {
       timerConfig = unit.Timer;
     }
   ) (unitsOfType ".timer");
+
+  # The listen target (units.nix): a name, a description, nothing else.
+  targets = mapAttrs (_: unitOptions) (unitsOfType ".target");
 in
 {
   config = mkIf cfg.enable {
@@ -187,6 +199,7 @@ in
     systemd.services = services;
     systemd.sockets = sockets;
     systemd.timers = timers;
+    systemd.targets = targets;
 
     # Directories outside /var/lib (a custom dataDir, the backup directory).
     systemd.tmpfiles.settings."10-bitpoll" = mkIf (unitData.tmpfiles != [ ]) (

@@ -33,6 +33,9 @@
   outboundAddresses ? [ ],
   # Units every Bitpoll service needs running first, e.g. [ "postgresql.target" ].
   requiredUnits ? [ ],
+  # Units every Bitpoll service starts after, when they are there, without needing them (a
+  # local PostgreSQL server that the module did not set up): After= and Wants=.
+  wantedUnits ? [ ],
   # { enable; directory; keep; onCalendar; }, each optional (defaults below).
   backup ? { },
   # { enable; onCalendar; }, each optional (defaults below).
@@ -122,9 +125,10 @@ let
   // hardening;
 
   dependencies = {
-    After = [ "network.target" ] ++ requiredUnits;
+    After = [ "network.target" ] ++ requiredUnits ++ wantedUnits;
     Requires = requiredUnits;
-  };
+  }
+  // (if wantedUnits == [ ] then { } else { Wants = wantedUnits; });
 
   listenStream =
     if isUnixSocket then
@@ -134,8 +138,38 @@ let
     else
       "${listen.address}:${toString listen.port}";
 
+  # A specific address may not be configured yet when sockets.target starts, early at boot
+  # (EADDRNOTAVAIL); FreeBind= binds it anyway. Wildcards need no address, and systemd brings
+  # up the loopback device before any socket unit.
+  isLoopback =
+    address:
+    builtins.match "127\\..*" address != null || address == "::1" || address == "localhost";
+  needsFreeBind =
+    !isUnixSocket
+    && !(builtins.elem listen.address [
+      "0.0.0.0"
+      "::"
+    ])
+    && !(isLoopback listen.address);
+
+  # switch-to-configuration leaves a changed socket unit alone, so a new ListenStream= would
+  # wait for a reboot. The socket is bound to a target named after what it listens on: a
+  # listen change removes the old target, which the switch stops, and the socket (BindsTo=)
+  # and the service (Requires=) stop with it; the switch then starts the active targets again,
+  # sockets.target brings the socket up on the new address and multi-user.target the service.
+  # A package-only upgrade keeps the target, so the socket stays open and refuses nothing.
+  # The socket is ordered after the target, so stopping the target waits until the socket and
+  # the service have stopped: the switch stops the old target before systemd reloads the new
+  # files, and a stop still pending then would be replaced by the start that follows.
+  listenTarget = "bitpoll-listen-${builtins.substring 0 12 (builtins.hashString "sha256" listenStream)}.target";
+  listenTargetUnit.Unit.Description = "Bitpoll listens on ${listenStream}";
+
   socketUnit = {
-    Unit.Description = "Bitpoll listening socket";
+    Unit = {
+      Description = "Bitpoll listening socket";
+      BindsTo = [ listenTarget ];
+      After = [ listenTarget ];
+    };
     Socket = {
       ListenStream = [ listenStream ];
     }
@@ -148,7 +182,8 @@ let
         }
       else
         { }
-    );
+    )
+    // (if needsFreeBind then { FreeBind = true; } else { });
     Install.WantedBy = [ "sockets.target" ];
   };
 
@@ -329,6 +364,7 @@ let
   units = {
     "bitpoll.socket" = socketUnit;
     "bitpoll.service" = serviceUnit;
+    ${listenTarget} = listenTargetUnit;
   }
   // backupUnits
   // clearsessionsUnits;

@@ -29,6 +29,7 @@ let
   # opens the port of its base URL, as the administrator's firewall would for its users.
   validationArgs = lib.optionalAttrs (module != null) {
     prefix = "bitpoll-validate";
+    pkgsReadOnly = false;
     serverConfig =
       { config, ... }:
       {

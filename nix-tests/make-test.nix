@@ -38,6 +38,10 @@
   },
   # Prefix of the test's name (the derivation is named vm-test-run-PREFIX-NAME).
   prefix ? "bitpoll",
+  # runNixOSTest sets node.pkgs, which makes nixpkgs.* read-only on the nodes; an
+  # administrator's module may set them (nixpkgs.hostPlatform in any
+  # hardware-configuration.nix, nixpkgs.config, nixpkgs.overlays), so validation tests pass false.
+  pkgsReadOnly ? true,
 }:
 let
   inherit (pkgs) lib;
@@ -93,6 +97,7 @@ let
 
   run = pkgs.testers.runNixOSTest {
     name = "${prefix}-${name}";
+    node = { inherit pkgsReadOnly; };
 
     nodes.server = {
       imports = [
@@ -197,12 +202,12 @@ let
 
         client.succeed(f"echo {status} > ${reportDir}/harness-status")
 
-        # copy_from_machine replaced copy_from_vm in 2026; take whichever this driver has.
-        copy_out = getattr(client, "copy_from_machine", None) or client.copy_from_vm
+        # Into the test's $out (an empty target directory); the driver type-checks this script,
+        # so only methods the pinned driver declares are called (facts/nixpkgs.toml).
         for artefact in ("harness-status", "report.json", "junit.xml"):
             path = f"${reportDir}/{artefact}"
             if client.execute(f"test -f {path}")[0] == 0:
-                copy_out(path, "")
+                client.copy_from_machine(path, "")
             else:
                 client.log(f"bitpoll-harness wrote no {artefact}")
       '';

@@ -16,61 +16,51 @@
 }:
 
 let
-  # The Python package set: every attribute the package may take from nixpkgs resolves to a
-  # marker string, anything else fails the evaluation, so a misspelt attribute name is caught.
-  nixpkgsPythonAttributes = [
-    "caldav"
-    "django"
-    "django_5"
-    "django_6"
-    "django-auth-ldap"
-    "django-encrypted-model-fields"
-    "django-markdownify"
-    "django-pipeline"
-    "django-widget-tweaks"
-    "gunicorn"
-    "icalendar"
-    "psycopg2"
-    "pytz"
-    "whitenoise"
-  ];
-  python3.override =
-    { packageOverrides, ... }:
-    let
-      base = lib.genAttrs nixpkgsPythonAttributes (name: "nixpkgs:${name}") // {
-        callPackage = path: _: "local:${lib.removeSuffix ".nix" (baseNameOf path)}";
+  # nixpkgs as far as facts/nixpkgs.toml knows it: every attribute the package takes, its
+  # Python package set included, must be listed there, so one that nixpkgs lacks fails here as
+  # it would in a real build (callPackageWith names a missing argument).
+  standIns = import ../facts { inherit lib; };
+  python3 = {
+    pythonVersion = standIns.versionOf "pkgs.python3";
+    override =
+      { packageOverrides, ... }:
+      let
+        base = standIns.pythonPackages {
+          behaviours."python3Packages.callPackage" =
+            path: _: "local:${lib.removeSuffix ".nix" (baseNameOf path)}";
+        };
+        pythonPackages = lib.fix (lib.extends packageOverrides (_: base));
+        # A package of nixpkgs is named by its attribute, one of package/python-modules by its file.
+        nameOf = package: if builtins.isString package then package else "nixpkgs:${package.pname}";
+      in
+      {
+        inherit (python3) pythonVersion;
+        withPackages = select: {
+          inherit interpreter;
+          attributes = map nameOf (select pythonPackages);
+        };
       };
-      pkgs = lib.fix (lib.extends packageOverrides (_: base));
-    in
-    {
-      # package/default.nix requires at least 3.12; nixpkgs 26.05's python3 is 3.13.
-      pythonVersion = "3.13";
-      withPackages = select: {
-        inherit interpreter;
-        attributes = select pkgs;
-      };
+  };
+  pkgs = standIns.pkgs {
+    behaviours = {
+      "pkgs.python3" = python3;
+      "pkgs.callPackage" = path: arguments: lib.callPackageWith pkgs path arguments;
+      "pkgs.fetchFromGitHub" = source: source;
+      "pkgs.stdenvNoCC.mkDerivation" =
+        f:
+        let
+          attrs = f (attrs // { finalPackage = "/nix/store/final-package"; });
+        in
+        attrs // { overrideAttrs = g: attrs // g attrs; };
+      # The font as a directory with share/fonts/noto/NotoColorEmoji.ttf, as nixpkgs installs it.
+      "pkgs.noto-fonts-color-emoji" = noto;
     };
-  stdenvNoCC.mkDerivation =
-    f:
-    let
-      attrs = f (attrs // { finalPackage = "/nix/store/final-package"; });
-    in
-    attrs // { overrideAttrs = g: attrs // g attrs; };
-  packageArguments = {
-    inherit lib stdenvNoCC python3;
-    fetchFromGitHub = source: source;
-    bash = "/bin/bash";
-    gettext = "gettext";
-    noto-fonts-color-emoji = noto;
   };
   drv =
     if which == "default" then
-      import ./default.nix packageArguments
+      lib.callPackageWith pkgs ./default.nix { }
     else if which == "previous" then
-      import ./previous.nix {
-        inherit lib;
-        callPackage = path: arguments: import path (packageArguments // arguments);
-      }
+      lib.callPackageWith pkgs ./previous.nix { }
     else
       throw "build-script.nix: which must be \"default\" or \"previous\", not ${which}";
 in

@@ -96,25 +96,10 @@ trap cleanup EXIT
 
 # --- 2. source hashes -----------------------------------------------------------------------
 # Exports what fetchFromGitHub would unpack: the checkout without the font that the package's
-# postFetch removes, and without the build products and caches that Bitpoll's .gitignore lists
-# and no release tracks (a testbed or `bitpoll-dev` may have left them there). Symlinks and
-# executable bits are kept: the NAR hash covers both.
+# postFetch removes and without build products (ci/testbed/source_version.py, which the
+# testbeds use to tell a tree's release).
 export_tree() {
-  python3 - "$1" "$2" <<'PY'
-import fnmatch, os, shutil, sys
-src, dest = sys.argv[1:]
-FONT = os.path.join("bitpoll", "base", "static", "fonts", "NotoColorEmoji.ttf")
-JUNK_NAMES = {".git", "__pycache__", "_static", "db.sqlite3"}
-JUNK_PATTERNS = ("*.pyc", "*.mo")
-JUNK_PATHS = {FONT, os.path.join("bitpoll", "settings_local.py")}
-def ignore(directory, names):
-    relative = os.path.relpath(directory, src)
-    return {name for name in names
-            if name in JUNK_NAMES
-            or any(fnmatch.fnmatch(name, pattern) for pattern in JUNK_PATTERNS)
-            or os.path.normpath(os.path.join(relative, name)) in JUNK_PATHS}
-shutil.copytree(src, dest, symlinks=True, ignore=ignore)
-PY
+  python3 -c 'import sys; sys.path.insert(0, "ci/testbed"); import source_version; source_version.export_tree(*sys.argv[1:])' "$1" "$2"
 }
 
 check_hash() {

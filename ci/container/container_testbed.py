@@ -62,36 +62,56 @@ CONTAINER_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 # The units enabled and started by `up`, in order.
 STARTED_UNITS = ("bitpoll.socket", "bitpoll.service", "bitpoll-backup.timer", "bitpoll-clearsessions.timer")
 CGROUP_PREFIX = "bitpoll-container-"
+# The unit files a generation consists of (the target is the listen target of module/units.nix).
+UNIT_SUFFIXES = (".service", ".socket", ".timer", ".target")
 
 # Installed in the container as /usr/local/sbin/bitpoll-testbed-switch.
 SWITCH_SCRIPT = """\
 #!/bin/sh
-# bitpoll-testbed-switch VERSION: what NixOS's switch-to-configuration does to Bitpoll's units
-# when the system changes to that version's package. Units whose files changed are installed and
-# systemd reloads them; bitpoll.service is restarted only when its unit changed (the module sets
-# stopIfChanged = false, so it is a restart and the socket unit stays up: no connection is
-# refused); changed timers are restarted; the housekeeping services (restartIfChanged = false)
-# and the socket (switch-to-configuration leaves sockets alone) are not touched. Switching to the
-# running version changes nothing. Written by ci/container/container_testbed.py.
+# bitpoll-testbed-switch GENERATION: what NixOS's switch-to-configuration does to Bitpoll's units
+# when the system changes to that generation (a package version, or VERSION-portN: the same
+# package listening on port N). The rule, as switch-to-configuration-ng applies it (sources in
+# facts/nixpkgs.toml):
+#   1. a unit the new generation lacks is stopped, with its old file still loaded;
+#   2. the new files are installed and systemd reloads them;
+#   3. a changed bitpoll.service is restarted, not stopped (stopIfChanged = false), and changed
+#      timers are restarted; changed housekeeping services (restartIfChanged = false) and a
+#      changed socket are left alone (switch-to-configuration does nothing for sockets);
+#   4. every active target is started again, which starts what it wants that is not running:
+#      new units, and those stopped in 1 or with them.
+# Switching to the running generation changes nothing. Written by ci/container/container_testbed.py.
 set -eu
 packages=/etc/bitpoll-testbed/packages
 if [ $# -ne 1 ] || [ ! -d "$packages/$1" ]; then
   known=$(ls "$packages" | tr '\\n' ' ')
-  echo "bitpoll-testbed-switch: usage: bitpoll-testbed-switch VERSION, one of: $known" >&2
+  echo "bitpoll-testbed-switch: usage: bitpoll-testbed-switch GENERATION, one of: $known" >&2
   exit 2
 fi
+new=$packages/$1
+removed=""
+for unit in /etc/systemd/system/bitpoll*.service /etc/systemd/system/bitpoll*.socket \\
+  /etc/systemd/system/bitpoll*.timer /etc/systemd/system/bitpoll*.target; do
+  [ -f "$unit" ] || continue
+  name=${unit##*/}
+  if [ ! -f "$new/$name" ]; then
+    systemctl stop "$name"
+    rm -f "$unit"
+    removed="$removed $name"
+  fi
+done
 changed=""
-for unit in "$packages/$1"/*.service "$packages/$1"/*.socket "$packages/$1"/*.timer; do
+for unit in "$new"/*.service "$new"/*.socket "$new"/*.timer "$new"/*.target; do
+  [ -f "$unit" ] || continue
   name=${unit##*/}
   if ! cmp -s "$unit" "/etc/systemd/system/$name"; then
     install -m 0644 "$unit" /etc/systemd/system/
     changed="$changed $name"
   fi
 done
-install -m 0755 "$packages/$1"/bin/* /usr/local/bin/
+install -m 0755 "$new"/bin/* /usr/local/bin/
 echo "$1" > /etc/bitpoll-testbed/current
-if [ -z "$changed" ]; then
-  echo "bitpoll-testbed-switch: Bitpoll $1 is running; no unit changed"
+if [ -z "$changed$removed" ]; then
+  echo "bitpoll-testbed-switch: $1 is running; no unit changed"
   exit 0
 fi
 systemctl daemon-reload
@@ -100,7 +120,15 @@ for name in $changed; do
     bitpoll.service | *.timer) systemctl restart "$name" ;;
   esac
 done
-echo "bitpoll-testbed-switch: Bitpoll $1 is running; changed:$changed"
+# As switch-to-configuration does: not the sleep targets, nor those that refuse a manual start.
+targets=""
+for target in $(systemctl list-units --type=target --state=active --plain --no-legend | awk '{print $1}'); do
+  case $target in suspend.target | hibernate.target | hybrid-sleep.target) continue ;; esac
+  [ "$(systemctl show -P RefuseManualStart "$target")" = yes ] && continue
+  targets="$targets $target"
+done
+systemctl start $targets
+echo "bitpoll-testbed-switch: $1 is running; changed:$changed; removed:$removed"
 """
 
 
@@ -469,6 +497,9 @@ class Setup:
     render_args: list[str]
     settings: dict
     credentials: bool
+    # Ports of further generations of the active package that listen elsewhere
+    # (VERSION-portN), for `bitpoll-testbed-switch` to move the listener.
+    switch_ports: list[int]
 
 
 class Container:
@@ -558,6 +589,7 @@ class Container:
         settings: dict | None = None,
         other_layout_bins: list[Path] | tuple = (),
         credentials: bool = False,
+        switch_ports: list[int] | tuple = (),
     ) -> dict:
         """Boot a container; with `layout_bin`, install and start Bitpoll in it. `settings` are
         applied over the testbed's own (ALLOWED_HOSTS, BASE_URL and, for PostgreSQL,
@@ -566,6 +598,8 @@ class Container:
         `bitpoll-testbed-switch VERSION` switches to one as `nixos-rebuild switch` would.
         `credentials`: the secrets are files outside the store passed with LoadCredential= (the
         module's secretKeyFile and encryptionKeyFile) instead of generated in the state directory.
+        `switch_ports`: for each port N a generation VERSION-portN of the active package that
+        listens on N instead (a changed services.bitpoll.port), to switch to the same way.
         Returns the KEY=VALUE map."""
         if os.geteuid() != 0:
             raise TestbedError("the container testbed needs root (systemd-nspawn, overlay and bind mounts)")
@@ -602,7 +636,9 @@ class Container:
             raise TestbedError(f"unknown database '{db}'; use sqlite or postgresql")
         if (db == "postgresql" or credentials) and not layout:
             raise TestbedError("a database or credentials need Bitpoll: pass --src or --layout-bin")
-        setup = Setup(layout, others, db, render_args or [], settings or {}, credentials)
+        if switch_ports and not layout:
+            raise TestbedError("a generation on another port needs Bitpoll: pass --src or --layout-bin")
+        setup = Setup(layout, others, db, render_args or [], settings or {}, credentials, list(switch_ports))
         base = rootfs.build()
         # The files made here become the container's (its root directory is the overlay's upper
         # directory): they need the usual modes whatever umask the caller runs with (a test
@@ -767,8 +803,10 @@ class Container:
         # bitpoll-testbed-switch; the active package's are installed.
         packages = root / "etc/bitpoll-testbed/packages"
         packages.mkdir(parents=True)
-        for candidate in [layout, *others]:
-            units = self.dir / "units" / candidate.version
+        generations = [(candidate.version, candidate, port) for candidate in [layout, *others]]
+        generations += [(f"{layout.version}-port{other}", layout, other) for other in setup.switch_ports]
+        for generation, candidate, listen_port in generations:
+            units = self.dir / "units" / generation
             run(
                 [
                     sys.executable,
@@ -783,7 +821,7 @@ class Container:
                     "--address",
                     "127.0.0.1",
                     "--port",
-                    str(port),
+                    str(listen_port),
                     "--backup-dir",
                     BACKUP_DIR,
                     "--env",
@@ -793,10 +831,10 @@ class Container:
                     *render_args,
                 ]
             )
-            kept = packages / candidate.version
+            kept = packages / generation
             kept.mkdir()
             for unit in sorted(units.iterdir()):
-                if unit.is_file() and unit.suffix in (".service", ".socket", ".timer"):
+                if unit.is_file() and unit.suffix in UNIT_SUFFIXES:
                     shutil.copyfile(unit, kept / unit.name)
             # The commands the module puts on PATH (environment.systemPackages): bitpoll-manage
             # and bitpoll-ops, each running the package's tool in a unit with the service's
@@ -804,7 +842,7 @@ class Container:
             shutil.copytree(units / "bin", kept / "bin")
         system = root / "etc/systemd/system"
         for unit in sorted((packages / layout.version).iterdir()):
-            if unit.suffix in (".service", ".socket", ".timer"):
+            if unit.suffix in UNIT_SUFFIXES:
                 shutil.copyfile(unit, system / unit.name)
         (root / "etc/bitpoll-testbed/current").write_text(layout.version + "\n")
         tmpfiles = self.dir / "units" / layout.version / "tmpfiles.d/bitpoll.conf"

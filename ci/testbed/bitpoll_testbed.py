@@ -45,6 +45,8 @@ import urllib.error
 import urllib.request
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import source_version as source_release  # noqa: E402
 FILES = os.path.join(REPO, "package", "files")
 CONSTRAINTS = os.path.join(REPO, "package", "nixpkgs-python-constraints.txt")
 WRAPPERS = ("bitpoll-manage", "bitpoll-server", "bitpoll-ops")
@@ -137,10 +139,15 @@ def is_previous_release(src):
 
 
 def source_version(src, explicit=None):
+    """The release a checkout or tarball tree is, told by its content (source_version.py); an
+    unknown tree is 0+unknown, with what was compared in the log."""
     if explicit:
         return explicit
-    base = os.path.basename(os.path.normpath(src))
-    return base if re.fullmatch(r"\d+\.\d+\.\d+\S*", base) else "0+unknown"
+    try:
+        return source_release.release_of(src)
+    except source_release.UnknownTree as unknown:
+        log(f"version {source_release.UNKNOWN}: {unknown}")
+        return source_release.UNKNOWN
 
 
 # Build: venv and app

@@ -8,14 +8,22 @@
 }:
 let
   lib = import libPath;
-  pkgs = import ./fake-pkgs.nix { inherit lib; };
+  # nixpkgs as far as facts/nixpkgs.toml knows it, and the overlay's bitpoll.
+  standIns = import ../../facts { inherit lib; };
+  behaviours = import ../../facts/behaviours.nix { inherit lib; };
+  pkgs = standIns.pkgs {
+    behaviours = {
+      inherit (behaviours) "pkgs.formats.json" "pkgs.writeScriptBin" "pkgs.runtimeShell";
+    };
+    own.bitpoll = behaviours.derivation "bitpoll-0.11.0" { };
+  };
 
   evalWith =
     modules:
     lib.evalModules {
       modules = [
         ../default.nix
-        ./nixos-stub.nix
+        standIns.optionsModule
         {
           _module.args.pkgs = pkgs;
           systemd.package = {
@@ -90,8 +98,13 @@ in
     services = config.systemd.services;
     sockets = config.systemd.sockets;
     timers = config.systemd.timers;
+    targets = config.systemd.targets;
     tmpfiles = config.systemd.tmpfiles.settings;
-    inherit (config.users) users groups;
+    # The fields the module sets; the declared options have more, with their defaults.
+    users = lib.mapAttrs (_: user: {
+      inherit (user) isSystemUser group description;
+    }) config.users.users;
+    groups = lib.mapAttrs (_: _: { }) config.users.groups;
     postgresql = {
       inherit (config.services.postgresql) enable ensureDatabases ensureUsers;
     };

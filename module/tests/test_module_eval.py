@@ -1,5 +1,5 @@
-"""services.bitpoll evaluated with nixpkgs' lib alone (lib.evalModules), a stub of the NixOS options
-it sets (module/tests/nixos-stub.nix, typed like their nixpkgs declarations) and fake pkgs.
+"""services.bitpoll evaluated with nixpkgs' lib alone (lib.evalModules), the NixOS options
+and pkgs attributes of facts/nixpkgs.toml (the stand-ins facts/default.nix generates from it).
 
 Needs NIXPKGS_LIB (a path to nixpkgs' lib); skipped with that reason otherwise.
 """
@@ -419,8 +419,8 @@ def test_local_postgresql():
     assert service["serviceConfig"]["PrivateNetwork"] is True
     assert service["serviceConfig"]["LoadCredential"] == []
     manage = next(w["text"] for w in result["wrappers"] if w["name"] == "bitpoll-manage")
-    assert ("-p 'Environment=PATH=/nix/store/00000000000000000000000000000000-postgresql-17.6/bin:"
-            "/nix/store/00000000000000000000000000000000-coreutils-9.7/bin'") in manage
+    assert ("-p 'Environment=PATH=/nix/store/00000000000000000000000000000000-postgresql-17/bin:"
+            "/nix/store/00000000000000000000000000000000-coreutils/bin'") in manage
 
 
 def test_remote_postgresql_with_password_and_backup():
@@ -441,12 +441,41 @@ def test_remote_postgresql_with_password_and_backup():
     assert "postgresql.target" not in service["after"]
     backup = result["services"]["bitpoll-backup"]
     assert backup["serviceConfig"]["ExecStart"].endswith("bitpoll-ops backup --dir /var/backup/bitpoll --keep 3")
-    assert backup["path"] == ["/nix/store/00000000000000000000000000000000-postgresql-17.6"]
+    assert backup["path"] == ["/nix/store/00000000000000000000000000000000-postgresql-17"]
     assert backup["serviceConfig"]["LoadCredential"] == ["db_password:/run/keys/bitpoll-db"]
     assert result["timers"]["bitpoll-backup"]["timerConfig"] == {"OnCalendar": "hourly", "Persistent": True}
     assert result["tmpfiles"]["10-bitpoll"] == {
         "/var/backup/bitpoll": {"d": {"mode": "0700", "user": "bitpoll", "group": "bitpoll"}}
     }
+
+
+def test_a_local_postgresql_the_module_did_not_create_is_waited_for():
+    """createLocally = false with the server on this machine (its socket directory): every
+    Bitpoll unit starts after postgresql.target and wants it, without requiring it."""
+    result = evaluate_module(config(
+        'services.bitpoll.database = { type = "postgresql"; createLocally = false; host = "/run/postgresql"; };'
+        ' services.postgresql.enable = true;'
+    ))
+    assert result["assertions"] == []
+    for name in ("bitpoll", "bitpoll-clearsessions"):
+        service = result["services"][name]
+        assert "postgresql.target" in service["after"] and service["wants"] == ["postgresql.target"], name
+        assert "postgresql.target" not in service["requires"], name
+    # Without a local server there is nothing to wait for.
+    remote = evaluate_module(config(
+        'services.bitpoll.database = { type = "postgresql"; createLocally = false; host = "/run/postgresql"; };'
+    ))
+    assert "postgresql.target" not in remote["services"]["bitpoll"]["after"]
+    assert remote["services"]["bitpoll"]["wants"] == []
+
+
+def test_the_socket_is_bound_to_the_listen_target_in_nixos_options():
+    result = evaluate_module(config('services.bitpoll.listenAddress = "192.0.2.10";'))
+    socket = result["sockets"]["bitpoll"]
+    [target] = [name for name in result["targets"] if name.startswith("bitpoll-listen-")]
+    assert socket["bindsTo"] == [f"{target}.target"] and socket["after"] == [f"{target}.target"]
+    assert socket["socketConfig"]["FreeBind"] is True
+    assert result["targets"][target]["description"] == "Bitpoll listens on 192.0.2.10:8080"
 
 
 def test_secrets_are_credentials_and_settings_stay_free_of_them():

@@ -31,11 +31,39 @@ def unit(out, name):
 
 def test_renders_every_unit_and_lists_them(default_units):
     names = sorted(p.relative_to(default_units).as_posix() for p in default_units.rglob("*") if p.is_file())
+    targets = [name for name in names if name.endswith(".target")]
+    assert len(targets) == 1 and re.fullmatch(r"bitpoll-listen-[0-9a-f]{12}\.target", targets[0]), names
     assert names == sorted([
         "bin/bitpoll-manage", "bin/bitpoll-ops", "bitpoll-backup.service", "bitpoll-backup.timer",
         "bitpoll-clearsessions.service", "bitpoll-clearsessions.timer", "bitpoll.service",
-        "bitpoll.socket", "tmpfiles.d/bitpoll.conf", "units.json",
+        "bitpoll.socket", "tmpfiles.d/bitpoll.conf", "units.json", *targets,
     ])
+
+
+def listen_target(unit_dir):
+    return next(p.name for p in unit_dir.iterdir() if p.name.startswith("bitpoll-listen-"))
+
+
+def test_the_socket_is_bound_to_a_target_named_after_its_listen_address(default_units, tmp_path):
+    """switch-to-configuration ignores a changed socket unit; a listen change must therefore
+    change a unit name the switch does act on (it stops removed units)."""
+    socket = unit(default_units, "bitpoll.socket")
+    target = listen_target(default_units)
+    assert socket["Unit"]["BindsTo"] == [target] and socket["Unit"]["After"] == [target]
+    assert unit(default_units, target)["Unit"]["Description"] == ["Bitpoll listens on 127.0.0.1:8080"]
+    other_port, same = tmp_path / "port", tmp_path / "same"
+    assert render_units(other_port, "--port", "8081").returncode == 0
+    assert render_units(same, "--package", "/opt/other-package").returncode == 0
+    assert listen_target(other_port) != target, "a port change must rename the listen target"
+    assert listen_target(same) == target, "a package upgrade must keep the listen target (no socket restart)"
+
+
+def test_free_bind_only_for_a_specific_non_loopback_address(tmp_path):
+    for address, expected in (("192.0.2.10", ["true"]), ("2001:db8::1", ["true"]), ("0.0.0.0", None),
+                              ("::", None), ("127.0.0.1", None), ("::1", None)):
+        out = tmp_path / address.replace(":", "_")
+        assert render_units(out, "--address", address).returncode == 0
+        assert unit(out, "bitpoll.socket")["Socket"].get("FreeBind") == expected, address
 
 
 def test_service_is_socket_activated_and_runs_prestart_first(default_units):

@@ -14,31 +14,39 @@
 }:
 let
   lib = import libPath;
-  fakePkgs = import ../../module/tests/fake-pkgs.nix { inherit lib; };
-  storePath = name: "${builtins.storeDir}/00000000000000000000000000000000-${name}";
-  package = name: {
-    type = "derivation";
-    inherit name;
-    outPath = storePath name;
-  };
+  # nixpkgs as far as facts/nixpkgs.toml knows it (facts/default.nix), with what each called
+  # attribute does here.
+  standIns = import ../../facts { inherit lib; };
+  behaviours = import ../../facts/behaviours.nix { inherit lib; };
+  inherit (behaviours) storePath;
+  package = name: behaviours.derivation name { };
 
-  pkgs = fakePkgs // {
-    inherit lib;
-    path = ./stub-nixpkgs;
-    writeText = name: _: storePath name;
-    # The nixosTest as its argument, with the output path the check around it reads.
-    testers.runNixOSTest =
-      test:
-      test
-      // {
-        outPath = storePath "vm-test-run-${test.name}";
-        driverInteractive = package "vm-test-run-${test.name}-driver";
+  pkgs = standIns.pkgs {
+    # The overlay's package, which services.bitpoll.package defaults to.
+    own.bitpoll = package "bitpoll-0.11.0";
+    behaviours = {
+      inherit (behaviours)
+        "pkgs.formats.json"
+        "pkgs.writeScriptBin"
+        "pkgs.writeText"
+        "pkgs.runtimeShell"
+        ;
+      "pkgs.path" = ./stub-nixpkgs;
+      # The nixosTest as its argument, with the output path the check around it reads.
+      "pkgs.testers.runNixOSTest" =
+        test:
+        test
+        // {
+          outPath = storePath "vm-test-run-${test.name}";
+          driverInteractive = package "vm-test-run-${test.name}-driver";
+        };
+      "pkgs.runCommand" = name: env: script: {
+        inherit name script;
+        inherit (env) passthru;
       };
-    runCommand = name: env: script: {
-      inherit name script;
-      inherit (env) passthru;
     };
   };
+  fakePkgs = pkgs;
 
   tests = import ../default.nix {
     inherit
@@ -55,45 +63,74 @@ let
     };
   };
 
-  # The server as the test script sees it: services.bitpoll evaluated from the server's modules
-  # (other NixOS options are not declared by the stub and are dropped), plus the two attributes
-  # the test framework provides.
+  # The server as the test script sees it: its modules evaluated against the NixOS options of
+  # facts/nixpkgs.toml (an option the facts do not list fails here), plus the attribute the
+  # test framework sets.
   serverOf = test: serverWith test [ ];
 
   # A specialisation inherits its parent's configuration (inheritParentConfig's default): the
   # server's modules plus its own.
   specialisationsOf =
     test:
-    let
-      declared = lib.foldl' (acc: module: acc // (module.specialisation or { })) { } (
-        builtins.filter builtins.isAttrs test.nodes.server.imports
-      );
-    in
     lib.mapAttrs (
       _: special: (serverWith test [ special.configuration ]).services.bitpoll.package.name
-    ) declared;
+    ) (serverOf test).specialisation;
+
+  # runNixOSTest sets node.pkgs, so nixpkgs.* are read-only on the nodes unless the test sets
+  # node.pkgsReadOnly = false (nixos/lib/testing/nodes.nix, nixos/modules/misc/nixpkgs/
+  # read-only.nix in facts/nixpkgs.toml): read-only.nix defines them itself, readOnly or unique,
+  # so a node module that sets one more fails as it does there.
+  readOnlyNixpkgs =
+    let
+      unique = message: lib.types.unique { inherit message; } lib.types.anything;
+    in
+    {
+      options.nixpkgs = {
+        hostPlatform = lib.mkOption { readOnly = true; };
+        config = lib.mkOption { type = unique "nixpkgs.config is set to read-only"; };
+        overlays = lib.mkOption { type = unique "nixpkgs.overlays is set to read-only"; };
+      };
+      config.nixpkgs = {
+        hostPlatform = "x86_64-linux";
+        config = { };
+        overlays = [ ];
+      };
+    };
 
   serverWith =
     test: extra:
     let
+      readOnly = test.node.pkgsReadOnly;
       eval = lib.evalModules {
         modules = [
-          ../../module/tests/nixos-stub.nix
+          (
+            if readOnly then
+              {
+                options = standIns.optionsModule.options // {
+                  nixpkgs = removeAttrs standIns.optionsModule.options.nixpkgs [
+                    "hostPlatform"
+                    "config"
+                    "overlays"
+                  ];
+                };
+              }
+            else
+              standIns.optionsModule
+          )
           {
-            _module.check = false;
             _module.args.pkgs = fakePkgs;
             systemd.package = package "systemd-260";
-            services.postgresql.package = fakePkgs.postgresql;
+            services.postgresql.package = pkgs.postgresql;
+            system.build.toplevel = storePath "nixos-system-server-test";
+            networking.primaryIPAddress = "192.168.1.2";
           }
         ]
+        ++ lib.optional readOnly readOnlyNixpkgs
         ++ test.nodes.server.imports
         ++ extra;
       };
     in
-    lib.recursiveUpdate eval.config {
-      system.build.toplevel = storePath "nixos-system-server-test";
-      networking.primaryIPAddress = "192.168.1.2";
-    };
+    eval.config;
 
   unwrap = value: if value._type or null == "override" then value.content else value;
 
@@ -116,6 +153,13 @@ let
       clientHostsEnabled = client.networking.hosts.condition or false;
       clientEtc = lib.mapAttrs (_: file: toString file.source) client.environment.etc;
       specialisation = specialisationsOf test;
+      # What NixOS evaluates for every node (read-only.nix seqs them into pkgs): a node module
+      # that sets them where they are read-only fails here.
+      nixpkgs = {
+        inherit (nodes.server.nixpkgs) hostPlatform;
+        overlays = builtins.length nodes.server.nixpkgs.overlays;
+        pkgsReadOnly = test.node.pkgsReadOnly;
+      };
       serverUser = test.nodes.server.users.users.root.openssh.authorizedKeys.keys;
       # Without mkForce's wrapper: the values the server ends up with.
       serverSsh = {
