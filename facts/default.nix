@@ -241,6 +241,11 @@ in
 {
   inherit facts;
 
+  # Every entry, each checked for its source, version read and sureness.
+  entries = builtins.deepSeq (attributes ++ options ++ driverFacts) (
+    attributes ++ options ++ driverFacts
+  );
+
   # A pkgs of the listed `pkgs.*` facts with the given behaviours, plus `own`: attributes this
   # project adds itself (the overlay's bitpoll), which are no nixpkgs facts. nixpkgs' lib is
   # pkgs.lib, as in nixpkgs.

@@ -28,6 +28,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import tomllib
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -134,41 +135,64 @@ def check_discovery_errors() -> None:
         )
 
 
-class Machine:
-    """Records what the test script asks of a node; `execute` answers from `answers`."""
-
-    def __init__(self, name: str, calls: list, answers, new_copy_api: bool) -> None:
-        self.name = name
-        self.calls = calls
-        self.answers = answers
-        if new_copy_api:
-            self.copy_from_machine = self._copy
-        else:
-            self.copy_from_vm = self._copy
-
-    def _copy(self, source: str, target_dir: str = "") -> None:
-        self.calls.append((self.name, "copy", source, target_dir))
-
-    def wait_for_unit(self, unit: str, user=None, timeout: int = 900) -> None:
-        self.calls.append((self.name, "wait_for_unit", unit))
-
-    def wait_for_open_port(self, port: int, addr: str = "localhost", timeout: int = 900) -> None:
-        self.calls.append((self.name, "wait_for_open_port", port, addr))
-
-    def succeed(self, *commands: str, timeout=None) -> str:
-        for command in commands:
-            self.calls.append((self.name, "succeed", command))
-        return ""
-
-    def execute(self, command: str, check_return: bool = True, check_output: bool = True, timeout=900):
-        self.calls.append((self.name, "execute", command))
-        return self.answers(command), "harness output\n"
-
-    def log(self, message: str) -> None:
-        self.calls.append((self.name, "log", message))
+FACTS = ROOT / "facts" / "nixpkgs.toml"
 
 
-def run_script(script: str, harness_status: int, reports_exist: bool, new_copy_api: bool):
+def driver_facts() -> list[dict]:
+    with FACTS.open("rb") as handle:
+        return tomllib.load(handle).get("driver", [])
+
+
+def machine_class(record_copy) -> type:
+    """The test driver's machine as facts/nixpkgs.toml lists it, and nothing more: each listed
+    method with its parameters (a call the real signature refuses fails here too), and no
+    other attribute, so a method the pinned driver lacks fails with the fact to add."""
+    methods = {}
+    for fact in driver_facts():
+        if not fact["name"].startswith("Machine."):
+            continue
+        name = fact["name"].removeprefix("Machine.")
+        source = f"def {name}(self, {', '.join(fact['parameters'])}):\n    return self._record({name!r}, locals())\n"
+        namespace: dict = {}
+        exec(source, namespace)
+        methods[name] = namespace[name]
+
+    class Machine:
+        def __init__(self, name: str, calls: list, answers) -> None:
+            self.name, self.calls, self.answers = name, calls, answers
+
+        def __getattr__(self, attribute):
+            raise AttributeError(
+                f"the test script calls {attribute}() on a machine, which {FACTS.relative_to(ROOT)} does not list "
+                "among the driver's methods; read it in nixos/lib/test-driver and add it with its source"
+            )
+
+        def _record(self, method, arguments):
+            arguments = {k: v for k, v in arguments.items() if k != "self"}
+            if method == "copy_from_machine":
+                record_copy(self, arguments)
+                self.calls.append((self.name, "copy", arguments["source"], arguments["target_dir"]))
+            elif method == "succeed":
+                for command in arguments["commands"]:
+                    self.calls.append((self.name, "succeed", command))
+                return ""
+            elif method == "execute":
+                self.calls.append((self.name, "execute", arguments["command"]))
+                return self.answers(arguments["command"]), "harness output\n"
+            elif method == "wait_for_open_port":
+                self.calls.append((self.name, method, arguments["port"], arguments["addr"]))
+            elif method == "wait_for_unit":
+                self.calls.append((self.name, method, arguments["unit"]))
+            elif method == "log":
+                self.calls.append((self.name, "log", arguments["msg"]))
+            return None
+
+    for name, function in methods.items():
+        setattr(Machine, name, function)
+    return Machine
+
+
+def run_script(script: str, harness_status: int, reports_exist: bool):
     calls: list = []
 
     def answers(command: str) -> int:
@@ -179,15 +203,16 @@ def run_script(script: str, harness_status: int, reports_exist: bool, new_copy_a
             return 0 if reports_exist or command.endswith("/harness-status") else 1
         return 0
 
-    machines = {
-        "server": Machine("server", calls, answers, new_copy_api),
-        "client": Machine("client", calls, answers, new_copy_api),
-    }
-    namespace = dict(machines, start_all=lambda: calls.append(("all", "start_all")), print=lambda *_: None)
+    machine = machine_class(lambda *_: None)
+    machines = {"server": machine("server", calls, answers), "client": machine("client", calls, answers)}
+    functions = {fact["name"] for fact in driver_facts() if "." not in fact["name"]}
+    namespace = dict(machines, print=lambda *_: None)
+    if "start_all" in functions:
+        namespace["start_all"] = lambda: calls.append(("all", "start_all"))
     error = None
     try:
         exec(compile(script, "<testScript>", "exec"), namespace)
-    except AssertionError as exc:
+    except (AssertionError, AttributeError, TypeError) as exc:
         error = exc
     return calls, error
 
@@ -251,6 +276,28 @@ def check_validation_tests(lib: str) -> None:
                 f"validate {attr}: the client resolves polls.example.org to the server, whose firewall opens port 8000",
                 f"{test['clientHosts']}, {test['firewall']}",
             )
+
+    # runNixOSTest makes nixpkgs.* read-only on the nodes; an administrator's module (a
+    # hardware-configuration.nix) sets them, so validation tests turn that off.
+    module = ('{ nixpkgs.hostPlatform = "x86_64-linux"; nixpkgs.config.allowUnfree = true; '
+              'nixpkgs.overlays = [ (final: prev: { }) ]; services.bitpoll.allowedHosts = [ "polls.example.org" ]; }')
+    result = render(lib, "--arg", "module", module)
+    tests = json.loads(result.stdout) if result.returncode == 0 else {}
+    check(
+        result.returncode == 0 and all(t["nixpkgs"] == {"hostPlatform": "x86_64-linux", "overlays": 1, "pkgsReadOnly": False}
+                                       for t in tests.values()),
+        "validate: a module that sets nixpkgs.hostPlatform, nixpkgs.config and nixpkgs.overlays evaluates (node.pkgsReadOnly = false)",
+        result.stderr.strip()[-1500:] or str([t["nixpkgs"] for t in tests.values()]),
+    )
+    with tempfile.TemporaryDirectory() as tmp:
+        overrides = Path(tmp)
+        (overrides / "deployment.nix").write_text('_: { server.nixpkgs.hostPlatform = "x86_64-linux"; }')
+        result = render(lib, "--arg", "overrideDir", str(overrides))
+        check(
+            result.returncode != 0 and "The option `nixpkgs.hostPlatform' is read-only, but it's set multiple times" in result.stderr,
+            "the project's own tests keep nixpkgs.* read-only, as runNixOSTest's default does",
+            result.stderr.strip()[-1500:] or "it evaluated",
+        )
 
     result = render(lib, "--arg", "module", "{ services.bitpoll.enable = true; }")
     check(
@@ -423,7 +470,7 @@ def check_scripts(tests: dict, prefix: str, base_url: str, host: str, port: int)
             check(False, f"{attr}: the test script is valid Python", str(exc))
             continue
 
-        calls, error = run_script(script, harness_status=0, reports_exist=True, new_copy_api=True)
+        calls, error = run_script(script, harness_status=0, reports_exist=True)
         order = [c[:3] for c in calls if c[1] in ("start_all", "wait_for_unit")]
         check(
             order[:3] == [("all", "start_all"), ("server", "wait_for_unit", "bitpoll.socket"), ("client", "wait_for_unit", "multi-user.target")],
@@ -482,15 +529,19 @@ def check_scripts(tests: dict, prefix: str, base_url: str, host: str, port: int)
             f"{attr}: the run records the harness's exit code and copies it with report.json and junit.xml to $out",
             f"{status_files}, {copies}, {error}",
         )
-        calls, error = run_script(script, harness_status=1, reports_exist=True, new_copy_api=False)
+        calls, error = run_script(script, harness_status=1, reports_exist=True)
         copies = [c[2:] for c in calls if c[1] == "copy"]
         check(
             len(copies) == 3 and error is None
             and [c[2] for c in calls if c[1] == "succeed" and "harness-status" in c[2]][-1].startswith("echo 1 "),
-            f"{attr}: a failing harness still leaves all three files (copy_from_vm on older drivers)",
+            f"{attr}: a failing harness still leaves all three files",
             f"{copies}, {error}",
         )
-        calls, error = run_script(script, harness_status=2, reports_exist=False, new_copy_api=True)
+        check(
+            "copy_from_vm" not in script,
+            f"{attr}: the script names no deprecated driver method (copy_from_vm)",
+        )
+        calls, error = run_script(script, harness_status=2, reports_exist=False)
         copies = [c[2:] for c in calls if c[1] == "copy"]
         logged = [c[2] for c in calls if c[1] == "log"]
         check(
@@ -598,6 +649,9 @@ def main() -> int:
     check_discovery_errors()
     check_key_format()
     lib = os.environ.get("NIXPKGS_LIB")
+    # Both a nixpkgs(-lib) checkout and its lib directory, as the module's tests accept.
+    if lib and Path(lib, "lib", "default.nix").is_file():
+        lib = str(Path(lib, "lib"))
     if not lib:
         print("SKIPPED rendering and running the VM test scripts: NIXPKGS_LIB is not set (a path to nixpkgs' lib)")
     elif names:

@@ -125,7 +125,14 @@ let
             networking.primaryIPAddress = "192.168.1.2";
           }
         ]
-        ++ lib.optional readOnly readOnlyNixpkgs
+        # Writable, the test framework's base configuration sets the guest's system
+        # (nixpkgs.system), from which hostPlatform follows unless a node sets it.
+        ++ (
+          if readOnly then
+            [ readOnlyNixpkgs ]
+          else
+            [ { nixpkgs.hostPlatform = lib.mkDefault "x86_64-linux"; } ]
+        )
         ++ test.nodes.server.imports
         ++ extra;
       };
