@@ -142,8 +142,7 @@ let
   # (EADDRNOTAVAIL); FreeBind= binds it anyway. Wildcards need no address, and systemd brings
   # up the loopback device before any socket unit.
   isLoopback =
-    address:
-    builtins.match "127\\..*" address != null || address == "::1" || address == "localhost";
+    address: builtins.match "127\\..*" address != null || address == "::1" || address == "localhost";
   needsFreeBind =
     !isUnixSocket
     && !(builtins.elem listen.address [
@@ -161,7 +160,9 @@ let
   # The socket is ordered after the target, so stopping the target waits until the socket and
   # the service have stopped: the switch stops the old target before systemd reloads the new
   # files, and a stop still pending then would be replaced by the start that follows.
-  listenTarget = "bitpoll-listen-${builtins.substring 0 12 (builtins.hashString "sha256" listenStream)}.target";
+  listenTarget = "bitpoll-listen-${
+    builtins.substring 0 12 (builtins.hashString "sha256" listenStream)
+  }.target";
   listenTargetUnit.Unit.Description = "Bitpoll listens on ${listenStream}";
 
   socketUnit = {
