@@ -6,7 +6,8 @@
 #   standIns = import ./facts { lib = import "${NIXPKGS_LIB}"; };
 #   standIns.pkgs { behaviours = { "pkgs.runCommand" = name: env: script: ...; }; own = { ... }; }
 #   standIns.optionsModule            # a NixOS-style module declaring the listed options
-#   standIns.driver                   # the test driver's methods, for nix-tests/tests/
+#
+# The driver facts ([[driver]]) are read by nix-tests/tests/check_tests.py itself.
 #
 # A fact of kind "derivation" becomes a derivation-shaped attribute set with a made-up store
 # path; "function" and "value" facts need a behaviour from the caller (what the stand-in does
@@ -61,7 +62,7 @@ let
   options = map (checked "option") (facts.option or [ ]);
   driverFacts = map (checked "driver") (facts.driver or [ ]);
 
-  storePath = name: "${builtins.storeDir}/00000000000000000000000000000000-${name}";
+  inherit (import ./behaviours.nix { inherit lib; }) storePath;
   derivationOf =
     fact:
     let
@@ -198,7 +199,6 @@ let
         description = fact.note or fact.path;
       }
       // lib.optionalAttrs (fact ? default || isNullable) { default = fact.default or null; }
-      // lib.optionalAttrs (fact.readOnly or false) { readOnly = true; }
     );
 
   isCollection = segment: segment == "<name>" || segment == "*";
@@ -293,10 +293,4 @@ in
     );
   };
 
-  # The test driver's methods and functions: { name; parameters; returns; } each.
-  driver = map (fact: {
-    inherit (fact) name;
-    parameters = fact.parameters or [ ];
-    returns = fact.returns or "None";
-  }) driverFacts;
 }

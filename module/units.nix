@@ -151,17 +151,33 @@ let
     ])
     && !(isLoopback listen.address);
 
-  # switch-to-configuration leaves a changed socket unit alone, so a new ListenStream= would
-  # wait for a reboot. The socket is bound to a target named after what it listens on: a
-  # listen change removes the old target, which the switch stops, and the socket (BindsTo=)
-  # and the service (Requires=) stop with it; the switch then starts the active targets again,
-  # sockets.target brings the socket up on the new address and multi-user.target the service.
-  # A package-only upgrade keeps the target, so the socket stays open and refuses nothing.
-  # The socket is ordered after the target, so stopping the target waits until the socket and
-  # the service have stopped: the switch stops the old target before systemd reloads the new
-  # files, and a stop still pending then would be replaced by the start that follows.
+  socketSection = {
+    ListenStream = [ listenStream ];
+  }
+  // (
+    if isUnixSocket then
+      {
+        SocketUser = "root";
+        SocketGroup = listen.socketGroup or group;
+        SocketMode = listen.socketMode or "0660";
+      }
+    else
+      { }
+  )
+  // (if needsFreeBind then { FreeBind = true; } else { });
+
+  # switch-to-configuration leaves a changed socket unit alone, so a new ListenStream= (or any
+  # other [Socket] setting) would wait for a reboot. The socket is bound to a target named
+  # after its whole [Socket] section: a change removes the old target, which the switch stops,
+  # and the socket (BindsTo=) and the service (Requires=) stop with it; the switch then starts
+  # the active targets again, sockets.target brings the socket up with its new settings and
+  # multi-user.target the service. A package-only upgrade keeps the target, so the socket stays
+  # open and refuses nothing. The socket is ordered after the target, so stopping the target
+  # waits until the socket and the service have stopped: the switch stops the old target
+  # before systemd reloads the new files, and a stop still pending then would be replaced by
+  # the start that follows.
   listenTarget = "bitpoll-listen-${
-    builtins.substring 0 12 (builtins.hashString "sha256" listenStream)
+    builtins.substring 0 12 (builtins.hashString "sha256" (builtins.toJSON socketSection))
   }.target";
   listenTargetUnit.Unit.Description = "Bitpoll listens on ${listenStream}";
 
@@ -171,20 +187,7 @@ let
       BindsTo = [ listenTarget ];
       After = [ listenTarget ];
     };
-    Socket = {
-      ListenStream = [ listenStream ];
-    }
-    // (
-      if isUnixSocket then
-        {
-          SocketUser = "root";
-          SocketGroup = listen.socketGroup or group;
-          SocketMode = listen.socketMode or "0660";
-        }
-      else
-        { }
-    )
-    // (if needsFreeBind then { FreeBind = true; } else { });
+    Socket = socketSection;
     Install.WantedBy = [ "sockets.target" ];
   };
 

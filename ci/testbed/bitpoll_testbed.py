@@ -53,8 +53,8 @@ WRAPPERS = ("bitpoll-manage", "bitpoll-server", "bitpoll-ops")
 # What the package adds to Bitpoll's own requirements: the app server, static file serving and
 # the PostgreSQL driver (a wheel here; nixpkgs builds psycopg2 against libpq).
 EXTRA_REQUIREMENTS = ("gunicorn", "whitenoise", "psycopg2-binary")
-# Bitpoll's requirements.in entries the testbed leaves out: libsasscompiler pins django-pipeline
-# exactly to 3.1.0 and is installed without dependencies (the Nix file relaxes that pin).
+# Bitpoll's requirements.in entries the testbed installs without dependencies: libsasscompiler
+# pins libsass exactly to 0.23.0, which the Nix file relaxes (pythonRelaxDeps).
 NO_DEPS = ("libsasscompiler",)
 NO_DEPS_REQUIREMENTS = ("libsass",)
 BUILD_FERNET_KEY = "dGhyb3dhd2F5LWJ1aWxkLWtleS1ub3QtYSBzZWNyZXQ="  # 32 bytes, public, build only

@@ -143,7 +143,7 @@ def driver_facts() -> list[dict]:
         return tomllib.load(handle).get("driver", [])
 
 
-def machine_class(record_copy) -> type:
+def machine_class() -> type:
     """The test driver's machine as facts/nixpkgs.toml lists it, and nothing more: each listed
     method with its parameters (a call the real signature refuses fails here too), and no
     other attribute, so a method the pinned driver lacks fails with the fact to add."""
@@ -170,7 +170,6 @@ def machine_class(record_copy) -> type:
         def _record(self, method, arguments):
             arguments = {k: v for k, v in arguments.items() if k != "self"}
             if method == "copy_from_machine":
-                record_copy(self, arguments)
                 self.calls.append((self.name, "copy", arguments["source"], arguments["target_dir"]))
             elif method == "succeed":
                 for command in arguments["commands"]:
@@ -203,7 +202,7 @@ def run_script(script: str, harness_status: int, reports_exist: bool):
             return 0 if reports_exist or command.endswith("/harness-status") else 1
         return 0
 
-    machine = machine_class(lambda *_: None)
+    machine = machine_class()
     machines = {"server": machine("server", calls, answers), "client": machine("client", calls, answers)}
     functions = {fact["name"] for fact in driver_facts() if "." not in fact["name"]}
     namespace = dict(machines, print=lambda *_: None)
@@ -215,6 +214,19 @@ def run_script(script: str, harness_status: int, reports_exist: bool):
     except (AssertionError, AttributeError, TypeError) as exc:
         error = exc
     return calls, error
+
+
+def check_driver_stand_in() -> None:
+    """The machine has only the methods of the facts: a deprecated or unknown one, or a call
+    with a parameter the real signature lacks, fails as the driver's type check would."""
+    _, error = run_script('client.copy_from_vm("/tmp/x", "")', harness_status=0, reports_exist=True)
+    check(
+        isinstance(error, AttributeError) and "copy_from_vm() on a machine" in str(error) and "does not list" in str(error),
+        "the driver stand-in refuses a method facts/nixpkgs.toml does not list (copy_from_vm), naming it",
+        repr(error),
+    )
+    _, error = run_script('client.wait_for_unit("a.service", tiemout=5)', harness_status=0, reports_exist=True)
+    check(isinstance(error, TypeError), "the driver stand-in refuses a parameter the real method lacks", repr(error))
 
 
 def check_wrapper(attr: str, name: str, check_drv: dict) -> None:
@@ -646,6 +658,7 @@ def check_key_format() -> None:
 
 def main() -> int:
     names = check_discovery()
+    check_driver_stand_in()
     check_discovery_errors()
     check_key_format()
     lib = os.environ.get("NIXPKGS_LIB")

@@ -1,7 +1,6 @@
 # Evaluates the VM tests of nix-tests/ with nixpkgs' lib alone: pkgs.testers.runNixOSTest is
-# replaced by a function that returns its argument, and each test's `nodes` by the
-# services.bitpoll configuration that the module (module/default.nix with module/tests' NixOS
-# option stub) computes from the test's server modules. The result, as JSON, is what
+# replaced by a function that returns its argument, and each test's `nodes` by the server's
+# configuration, evaluated against the NixOS options of facts/nixpkgs.toml. The result, as JSON, is what
 # nix-tests/tests/check_tests.py inspects and runs: each test's name, rendered Python test
 # script, client configuration, and the shell script of the check around it.
 #   nix-instantiate --eval --strict --json nix-tests/tests/eval.nix --arg libPath "$NIXPKGS_LIB"
@@ -46,7 +45,6 @@ let
       };
     };
   };
-  fakePkgs = pkgs;
 
   tests = import ../default.nix {
     inherit
@@ -118,7 +116,7 @@ let
               standIns.optionsModule
           )
           {
-            _module.args.pkgs = fakePkgs;
+            _module.args.pkgs = pkgs;
             systemd.package = package "systemd-260";
             services.postgresql.package = pkgs.postgresql;
             system.build.toplevel = storePath "nixos-system-server-test";
@@ -133,20 +131,28 @@ let
           else
             [ { nixpkgs.hostPlatform = lib.mkDefault "x86_64-linux"; } ]
         )
-        ++ test.nodes.server.imports
+        ++ [ test.nodes.server ]
         ++ extra;
       };
     in
     eval.config;
-
-  unwrap = value: if value._type or null == "override" then value.content else value;
 
   render =
     check:
     let
       test = check.passthru.run;
       nodes.server = serverOf test;
-      client = test.nodes.client { inherit nodes; };
+      # The client's modules against the same options, with the nodes the framework passes.
+      client =
+        (lib.evalModules {
+          modules = [
+            standIns.optionsModule
+            {
+              _module.args = { inherit nodes pkgs; };
+            }
+            test.nodes.client
+          ];
+        }).config;
     in
     {
       inherit (test) name;
@@ -156,8 +162,8 @@ let
       };
       testScript = test.testScript { inherit nodes; };
       firewall = nodes.server.networking.firewall.allowedTCPPorts;
-      clientHosts = client.networking.hosts.content or { };
-      clientHostsEnabled = client.networking.hosts.condition or false;
+      clientHosts = client.networking.hosts;
+      clientHostsEnabled = client.networking.hosts != { };
       clientEtc = lib.mapAttrs (_: file: toString file.source) client.environment.etc;
       specialisation = specialisationsOf test;
       # What NixOS evaluates for every node (read-only.nix seqs them into pkgs): a node module
@@ -167,11 +173,11 @@ let
         overlays = builtins.length nodes.server.nixpkgs.overlays;
         pkgsReadOnly = test.node.pkgsReadOnly;
       };
-      serverUser = test.nodes.server.users.users.root.openssh.authorizedKeys.keys;
-      # Without mkForce's wrapper: the values the server ends up with.
+      serverUser = nodes.server.users.users.root.openssh.authorizedKeys.keys;
+      # The values the server ends up with, whatever an administrator's module says.
       serverSsh = {
-        enable = unwrap test.nodes.server.services.openssh.enable;
-        PermitRootLogin = unwrap test.nodes.server.services.openssh.settings.PermitRootLogin;
+        inherit (nodes.server.services.openssh) enable;
+        inherit (nodes.server.services.openssh.settings) PermitRootLogin;
       };
       bitpoll = {
         inherit (nodes.server.services.bitpoll)
