@@ -1,5 +1,6 @@
-# bitpoll-harness built from this workspace (Cargo.toml, Cargo.lock, harness/ and nothing else,
-# so that editing a scenario or the module does not rebuild it). The flake exposes it as
+# bitpoll-harness built from this workspace (Cargo.toml, Cargo.lock, harness/ and scenarios/,
+# nothing else, so that editing the module does not rebuild it), with the shipped scenarios in
+# share/bitpoll-harness/scenarios, where the binary looks for them beside itself. The flake exposes it as
 # packages.bitpoll-harness; checks.harness-tests runs its unit tests. It lives here, next to the
 # VM tests that run it, because harness/ holds only the crate.
 {
@@ -22,6 +23,7 @@ rustPlatform.buildRustPackage {
       ../Cargo.toml
       ../Cargo.lock
       ../harness
+      ../scenarios
     ];
   };
 
@@ -39,6 +41,10 @@ rustPlatform.buildRustPackage {
     openssl
     zlib
   ];
+
+  postInstall = ''
+    install -D -m 0644 -t "$out/share/bitpoll-harness/scenarios" scenarios/*.toml
+  '';
 
   # The integration tests need an sshd, a systemd container and a Bitpoll checkout; the flake's
   # checks run the library's unit tests (checks.harness-tests) and the VM tests instead.

@@ -93,7 +93,8 @@ let
 
   reportDir = "/tmp/bitpoll-harness";
   identity = "/root/.ssh/id_ecdsa";
-  scenarioPath = "/etc/bitpoll-harness/scenarios/${name}.toml";
+  # The scenario this test runs, found by name in --scenarios as everywhere else.
+  scenarioDir = "/etc/bitpoll-harness/scenarios";
 
   run = pkgs.testers.runNixOSTest {
     name = "${prefix}-${name}";
@@ -154,7 +155,9 @@ let
           [
             "bitpoll-harness"
             "run"
-            scenarioPath
+            name
+            "--scenarios"
+            scenarioDir
             "--target"
             "ssh://root@server"
             "--identity"

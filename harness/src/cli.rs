@@ -16,7 +16,7 @@ use crate::local::LocalTarget;
 use crate::report::Report;
 use crate::runner::{new_run_id, run_scenario, RunOptions};
 use crate::scenario::Scenario;
-use crate::scenario_files::{self, DEFAULT_DIR};
+use crate::scenario_files;
 use crate::ssh::{default_known_hosts, HostKeyPolicy, SshAddress, SshOptions, SshTarget};
 use crate::target::Target;
 use crate::{human, output, parse};
@@ -42,9 +42,8 @@ pub struct Cli {
 pub enum Command {
     /// List the scenarios of a directory with their one-line summary.
     List {
-        /// The scenario directory.
-        #[arg(default_value = DEFAULT_DIR)]
-        dir: PathBuf,
+        /// The scenario directory (default: as `run --scenarios` finds it).
+        dir: Option<PathBuf>,
     },
     /// Validate scenario files without running them; problems are printed as FILE:LINE:COL: message.
     Check {
@@ -148,9 +147,13 @@ pub struct GateArgs {
 
 #[derive(Debug, clap::Args)]
 pub struct RunArgs {
-    /// Scenario files, or names of files in scenarios/.
+    /// Scenario files, or names of scenarios in the scenario directory.
     #[arg(required = true)]
     pub scenarios: Vec<String>,
+    /// The scenario directory names are looked up in (default: $BITPOLL_HARNESS_SCENARIOS, else
+    /// ./scenarios, else the scenarios installed with the harness).
+    #[arg(long = "scenarios", value_name = "DIR")]
+    pub scenario_dir: Option<PathBuf>,
     /// Where commands run: `local`, or `ssh://USER@HOST[:PORT]`.
     #[arg(long)]
     pub target: String,
@@ -189,7 +192,7 @@ pub enum Format {
 /// Runs a parsed command line. Errors that reach here are usage errors (exit 2).
 pub fn execute(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
-        Command::List { dir } => list(&dir),
+        Command::List { dir } => list(dir.as_deref()),
         Command::Check { files } => Ok(check(&files)),
         Command::Run(args) => run(args),
         Command::Vm(args) => crate::vm::command(&args),
@@ -198,8 +201,9 @@ pub fn execute(cli: Cli) -> anyhow::Result<ExitCode> {
     }
 }
 
-fn list(dir: &Path) -> anyhow::Result<ExitCode> {
-    let files = scenario_files::in_dir(dir).map_err(anyhow::Error::msg)?;
+fn list(dir: Option<&Path>) -> anyhow::Result<ExitCode> {
+    let dir = scenario_files::directory(dir).map_err(anyhow::Error::msg)?;
+    let files = scenario_files::in_dir(&dir).map_err(anyhow::Error::msg)?;
     let mut invalid = false;
     let mut rows = Vec::new();
     for file in files {
@@ -241,11 +245,18 @@ fn check(files: &[PathBuf]) -> ExitCode {
     }
 }
 
-fn load_scenarios(arguments: &[String]) -> anyhow::Result<Vec<Scenario>> {
+fn load_scenarios(arguments: &[String], dir: Option<&Path>) -> anyhow::Result<Vec<Scenario>> {
     let mut scenarios = Vec::new();
     let mut errors = Vec::new();
+    // Only names need the directory; paths work without one.
+    let dir = scenario_files::directory(dir);
     for argument in arguments {
-        match scenario_files::resolve(argument, Path::new(DEFAULT_DIR)) {
+        let found = match &dir {
+            Ok(dir) => scenario_files::resolve(argument, dir),
+            Err(_) if Path::new(argument).is_file() => Ok(PathBuf::from(argument)),
+            Err(message) => Err(format!("no scenario `{argument}`: {message}")),
+        };
+        match found {
             Err(message) => errors.push(message),
             Ok(path) => match parse::load(&path) {
                 Ok(scenario) => scenarios.push(scenario),
@@ -299,7 +310,7 @@ fn connect(args: &RunArgs) -> anyhow::Result<Arc<dyn Target>> {
 }
 
 fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
-    let scenarios = load_scenarios(&args.scenarios)?;
+    let scenarios = load_scenarios(&args.scenarios, args.scenario_dir.as_deref())?;
     let overrides = parse_overrides(&args.vars, &scenarios)?;
     if args.base_url.is_none() {
         if let Some(scenario) = scenarios.iter().find(|s| s.has_http_steps()) {

@@ -2,8 +2,47 @@
 
 use std::path::{Path, PathBuf};
 
-/// The directory `list` and `run NAME` look in when none is given.
+/// The scenario directory in the working directory, the first place searched by default.
 pub const DEFAULT_DIR: &str = "scenarios";
+/// The environment variable naming the scenario directory, as `--scenarios` does.
+pub const DIR_VARIABLE: &str = "BITPOLL_HARNESS_SCENARIOS";
+/// Where the package installs the shipped scenarios, relative to the binary's directory.
+const INSTALLED_DIR: &str = "../share/bitpoll-harness/scenarios";
+
+/// The scenario directory: the one given (`--scenarios`, or else the environment variable),
+/// or the first that exists of scenarios/ in the working directory, the package's
+/// share/bitpoll-harness/scenarios beside the binary, and the checkout the binary was built
+/// from. So the shipped scenarios are found from anywhere, and a local directory still wins.
+pub fn directory(given: Option<&Path>) -> Result<PathBuf, String> {
+    if let Some(dir) = given {
+        return Ok(dir.to_path_buf());
+    }
+    if let Some(dir) = std::env::var_os(DIR_VARIABLE).filter(|value| !value.is_empty()) {
+        return Ok(PathBuf::from(dir));
+    }
+    let mut candidates = vec![PathBuf::from(DEFAULT_DIR)];
+    if let Some(bin) = std::env::current_exe()
+        .ok()
+        .and_then(|exe| exe.parent().map(Path::to_path_buf))
+    {
+        candidates.push(bin.join(INSTALLED_DIR));
+    }
+    candidates.push(Path::new(env!("CARGO_MANIFEST_DIR")).join("../scenarios"));
+    candidates
+        .iter()
+        .find(|dir| dir.is_dir())
+        .cloned()
+        .ok_or_else(|| {
+            let searched: Vec<String> = candidates
+                .iter()
+                .map(|dir| dir.display().to_string())
+                .collect();
+            format!(
+                "no scenario directory: none of {} exists; pass --scenarios DIR or set {DIR_VARIABLE}",
+                searched.join(", ")
+            )
+        })
+}
 
 /// A scenario argument as a path: an existing file, or `DIR/NAME.toml`.
 pub fn resolve(argument: &str, dir: &Path) -> Result<PathBuf, String> {
@@ -15,8 +54,22 @@ pub fn resolve(argument: &str, dir: &Path) -> Result<PathBuf, String> {
     if by_name.is_file() {
         return Ok(by_name);
     }
+    let known = match in_dir(dir) {
+        Ok(files) if !files.is_empty() => format!(
+            "the scenarios in {} are: {}",
+            dir.display(),
+            files
+                .iter()
+                .filter_map(|file| file.file_stem())
+                .map(|stem| stem.to_string_lossy().into_owned())
+                .collect::<Vec<_>>()
+                .join(", ")
+        ),
+        Ok(_) => format!("{} holds no scenario", dir.display()),
+        Err(error) => error,
+    };
     Err(format!(
-        "no scenario `{argument}`: it is not a file and {} does not exist; `bitpoll-harness list` shows the scenarios",
+        "no scenario `{argument}`: it is not a file and {} does not exist; {known}",
         by_name.display()
     ))
 }

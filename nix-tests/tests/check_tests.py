@@ -410,7 +410,8 @@ def check_flake(lib: str, names: list[str]) -> None:
             "packages.x86_64-linux.bitpoll-harness",
             "d: { inherit (d) pname version doCheck; lock = toString d.cargoLock.lockFile;"
             + (" src = builtins.attrNames (builtins.readDir d.src);" if has_file_type else "")
-            + " native = map (x: x.name) d.nativeBuildInputs; inputs = map (x: x.name) d.buildInputs; main = d.meta.mainProgram; }",
+            + " native = map (x: x.name) d.nativeBuildInputs; inputs = map (x: x.name) d.buildInputs; main = d.meta.mainProgram;"
+            + " post = d.postInstall; }",
         )
         harness = json.loads(result.stdout) if result.returncode == 0 else {}
         version = next(line.split('"')[1] for line in (ROOT / "harness" / "Cargo.toml").read_text().splitlines() if line.startswith("version"))
@@ -418,14 +419,16 @@ def check_flake(lib: str, names: list[str]) -> None:
             harness.get("pname") == "bitpoll-harness" and harness.get("version") == version
             and harness.get("lock", "").endswith("/Cargo.lock")
             and harness.get("native") == ["pkg-config"] and harness.get("inputs") == ["openssl", "zlib"]
-            and harness.get("doCheck") is False and harness.get("main") == "bitpoll-harness",
-            f"flake: bitpoll-harness {version} from Cargo.lock, with pkg-config, OpenSSL and zlib for libssh2-sys",
+            and harness.get("doCheck") is False and harness.get("main") == "bitpoll-harness"
+            and '"$out/share/bitpoll-harness/scenarios" scenarios/*.toml' in harness.get("post", ""),
+            f"flake: bitpoll-harness {version} from Cargo.lock, with pkg-config, OpenSSL and zlib for libssh2-sys, "
+            "installing the scenarios where the binary finds them",
             result.stderr.strip() or str(harness),
         )
         if has_file_type:
             check(
-                harness.get("src") == ["Cargo.lock", "Cargo.toml", "harness"],
-                "flake: bitpoll-harness is built from Cargo.toml, Cargo.lock and harness/ only",
+                harness.get("src") == ["Cargo.lock", "Cargo.toml", "harness", "scenarios"],
+                "flake: bitpoll-harness is built from Cargo.toml, Cargo.lock, harness/ and scenarios/ only",
                 str(harness.get("src")),
             )
         else:
@@ -505,12 +508,12 @@ def check_scripts(tests: dict, prefix: str, base_url: str, host: str, port: int)
         check(argv[-1] == "2>&1" or harness[0].endswith(" 2>&1"), f"{attr}: the harness's errors reach the log")
         argv = [a for a in argv if a != "2>&1"]
         options = dict(zip(argv[3::2], argv[4::2]))
-        scenario_path = f"/etc/bitpoll-harness/scenarios/{name}.toml"
         check(
-            argv[:3] == ["bitpoll-harness", "run", scenario_path]
+            argv[:3] == ["bitpoll-harness", "run", name]
+            and options.get("--scenarios") == "/etc/bitpoll-harness/scenarios"
             and test["clientEtc"].get(f"bitpoll-harness/scenarios/{name}.toml", "").endswith(f"scenarios/{name}.toml"),
-            f"{attr}: runs scenarios/{name}.toml, installed on the client",
-            str(argv[:3]),
+            f"{attr}: runs scenarios/{name}.toml, installed on the client, by name with --scenarios",
+            str(argv[:5]),
         )
         check(
             options.get("--target") == "ssh://root@server"
