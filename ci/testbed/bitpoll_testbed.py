@@ -46,6 +46,7 @@ import urllib.request
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import shell_env  # noqa: E402
 import source_version as source_release  # noqa: E402
 FILES = os.path.join(REPO, "package", "files")
 CONSTRAINTS = os.path.join(REPO, "package", "nixpkgs-python-constraints.txt")
@@ -650,6 +651,17 @@ class Instance:
             lines["PG_SOCKET_DIR"] = self.pg_socket_dir
         return lines
 
+    def exports(self):
+        """The instance as `export` lines: `bitpoll-harness run SCENARIO` with the local target
+        works once a shell has loaded them (the layout's commands first on PATH, and, for
+        PostgreSQL, pg_dump and psql)."""
+        variables = {"BITPOLL_HARNESS_TARGET": "local", "BITPOLL_HARNESS_BASE_URL": self.base_url,
+                     "BITPOLL_SETTINGS_FILE": self.settings_file, "BITPOLL_STATE_DIR": self.state_dir}
+        if self.credentials_dir:
+            variables["CREDENTIALS_DIRECTORY"] = self.credentials_dir
+        path = [self.build.bin_dir] + ([postgres_bin()] if self.db == "postgresql" else [])
+        return shell_env.exports(variables, path)
+
 
 def stop_process_group(pid, timeout=30):
     """SIGTERM the server's process group (gunicorn shuts down gracefully), SIGKILL after `timeout`."""
@@ -680,10 +692,14 @@ def main(argv=None):
     start.add_argument("--dir", help="instance directory (default: a new one under /tmp)")
     start.add_argument("--settings", help="JSON file of settings applied over the testbed's")
     start.add_argument("--port", type=int, help="port on 127.0.0.1 (default: a free one)")
-    start.add_argument("--version", help="Bitpoll version of the checkout (default: its directory name)")
+    start.add_argument("--version", help="Bitpoll version of the checkout (default: told by its tree hash)")
     start.add_argument("--python", help="interpreter for the venv (default: chosen from the checkout)")
     start.add_argument("--generated-secrets", action="store_true",
                        help="no credentials directory: let bitpoll-ops prestart generate the secrets")
+    start.add_argument("--export", action="store_true",
+                       help="print `export` lines for a shell to load (eval) instead of KEY=VALUE lines")
+    env = commands.add_parser("env", help="print `export` lines of a running instance, for eval in a shell")
+    env.add_argument("--dir", required=True)
     stop = commands.add_parser("stop", help="stop an instance's server and PostgreSQL")
     stop.add_argument("--dir", required=True)
     stop.add_argument("--remove", action="store_true", help="also delete the instance directory")
@@ -702,8 +718,13 @@ def main(argv=None):
             except BaseException:
                 instance.stop()
                 raise
-            for key, value in instance.describe().items():
-                print(f"{key}={value}")
+            if args.export:
+                print(instance.exports())
+            else:
+                for key, value in instance.describe().items():
+                    print(f"{key}={value}")
+        elif args.command == "env":
+            print(Instance.load(args.dir).exports())
         else:
             instance = Instance.load(args.dir)
             instance.stop(remove=args.remove)

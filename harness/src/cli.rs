@@ -155,19 +155,24 @@ pub struct RunArgs {
     #[arg(long = "scenarios", value_name = "DIR")]
     pub scenario_dir: Option<PathBuf>,
     /// Where commands run: `local`, or `ssh://USER@HOST[:PORT]`.
-    #[arg(long)]
+    #[arg(long, env = "BITPOLL_HARNESS_TARGET")]
     pub target: String,
     /// Private key for the ssh target (default: ssh-agent).
-    #[arg(long, value_name = "KEYFILE")]
+    #[arg(long, value_name = "KEYFILE", env = "BITPOLL_HARNESS_IDENTITY")]
     pub identity: Option<PathBuf>,
     /// Host key policy for the ssh target.
-    #[arg(long, value_enum, default_value = "strict")]
+    #[arg(
+        long,
+        value_enum,
+        default_value = "strict",
+        env = "BITPOLL_HARNESS_KNOWN_HOSTS"
+    )]
     pub known_hosts: HostKeyPolicy,
     /// Known-hosts file for the ssh target (default: ~/.ssh/known_hosts).
-    #[arg(long, value_name = "PATH")]
+    #[arg(long, value_name = "PATH", env = "BITPOLL_HARNESS_KNOWN_HOSTS_FILE")]
     pub known_hosts_file: Option<PathBuf>,
     /// The deployment's base URL, for http steps (such as http://127.0.0.1:8080).
-    #[arg(long, value_name = "URL")]
+    #[arg(long, value_name = "URL", env = "BITPOLL_HARNESS_BASE_URL")]
     pub base_url: Option<String>,
     /// Override a variable declared in a scenario's [vars]; repeatable.
     #[arg(long = "var", value_name = "NAME=VALUE")]

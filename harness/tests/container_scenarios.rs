@@ -56,6 +56,30 @@ fn run_case(case: &Case) -> Result<(), Failed> {
     Ok(())
 }
 
+/// The environment `bitpoll-container env --export` prints, loaded in a fresh shell, is all
+/// `bitpoll-harness run deployment` needs, from the root directory.
+fn deployment_from_the_printed_environment(up_arguments: &[String]) -> Result<(), Failed> {
+    let steps = step_count("deployment")?;
+    let container = Container::up(up_arguments)?;
+    let output = container
+        .shell_with_printed_environment(r#"cd /; exec "$HARNESS" run deployment"#)
+        .env("HARNESS", env!("CARGO_BIN_EXE_bitpoll-harness"))
+        .output()
+        .map_err(|e| format!("cannot run bash: {e}"))?;
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let expected = format!("{steps} passed, 0 failed, 0 skipped");
+    let last = stdout.lines().last().unwrap_or_default();
+    if output.status.code() != Some(0) || last != expected {
+        return Err(format!(
+            "expected exit 0 and {expected:?}, got {} and {last:?}:\n{stdout}\n{}",
+            output.status,
+            String::from_utf8_lossy(&output.stderr)
+        )
+        .into());
+    }
+    Ok(())
+}
+
 fn checkout(variable: &str, release: &str) -> Result<String, String> {
     match std::env::var(variable) {
         Ok(path) if Path::new(&path).join("manage.py").is_file() => Ok(path),
@@ -110,6 +134,15 @@ fn main() {
     });
 
     let mut trials = Vec::new();
+    let printed = with_current(&[]);
+    let reason = host.clone().or_else(|| printed.as_ref().err().cloned());
+    trials.push(
+        Trial::test("deployment_from_the_printed_environment", move || {
+            deployment_from_the_printed_environment(&printed.clone()?)
+        })
+        .with_kind("needs BITPOLL_SRC and systemd-nspawn")
+        .with_ignored_flag(reason.is_some()),
+    );
     for case in cases {
         let reason = host
             .clone()

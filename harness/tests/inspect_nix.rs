@@ -141,7 +141,16 @@ self.lib.inspectConfiguration {{ system = "x86_64-linux"; module = {{ marker = "
 
 fn main() {
     let arguments = Arguments::from_args();
-    let lib = std::env::var_os("NIXPKGS_LIB").map(PathBuf::from);
+    // A nixpkgs(-lib) checkout or its lib directory, as the other checks accept.
+    let lib = std::env::var_os("NIXPKGS_LIB")
+        .map(PathBuf::from)
+        .map(|dir| {
+            if dir.join("lib/default.nix").is_file() {
+                dir.join("lib")
+            } else {
+                dir
+            }
+        });
     let reason = match &lib {
         None => Some("NIXPKGS_LIB is not set; point it at nixpkgs' lib directory".to_string()),
         Some(dir) if !dir.join("default.nix").is_file() => Some(format!(

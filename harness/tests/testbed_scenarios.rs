@@ -48,6 +48,37 @@ fn run_scenario(
     Ok(())
 }
 
+/// `eval "$(bitpoll-testbed env --dir DIR)"` in a fresh shell, then `bitpoll-harness run
+/// deployment` from the root directory with no other argument: the printed environment is all
+/// the harness needs (target, base URL, the layout's commands, settings, state, credentials).
+fn deployment_from_the_printed_environment(source: &Path) -> Result<(), Failed> {
+    let testbed = Testbed::start(source)?;
+    let tool = process_testbed::repository().join("ci/testbed/bitpoll-testbed");
+    let script =
+        r#"set -e; eval "$("$TOOL" env --dir "$INSTANCE")"; cd /; exec "$HARNESS" run deployment"#;
+    let output = std::process::Command::new("bash")
+        .args(["-c", script])
+        .env_clear()
+        .env("PATH", "/usr/local/bin:/usr/bin:/bin")
+        .env("HOME", testbed.dir.path())
+        .env("TOOL", tool)
+        .env("INSTANCE", testbed.dir.path().join("instance"))
+        .env("HARNESS", env!("CARGO_BIN_EXE_bitpoll-harness"))
+        .output()
+        .map_err(|e| format!("cannot run bash: {e}"))?;
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let last = stdout.lines().last().unwrap_or_default();
+    if output.status.code() != Some(0) || last != "15 passed, 0 failed, 2 skipped" {
+        return Err(format!(
+            "expected exit 0 and 15 passed, got {} and {last:?}:\n{stdout}\n{}",
+            output.status,
+            String::from_utf8_lossy(&output.stderr)
+        )
+        .into());
+    }
+    Ok(())
+}
+
 fn main() {
     let arguments = Arguments::from_args();
     let source = std::env::var_os("BITPOLL_SRC").map(PathBuf::from);
@@ -77,7 +108,7 @@ fn main() {
             "2 passed, 0 failed, 6 skipped",
         ),
     ];
-    let trials = cases
+    let mut trials: Vec<Trial> = cases
         .into_iter()
         .map(|(name, database, scenario, summary)| {
             let source = source.clone().unwrap_or_default();
@@ -88,5 +119,13 @@ fn main() {
             .with_ignored_flag(skip_reason.is_some())
         })
         .collect();
+    let from_environment = source.clone().unwrap_or_default();
+    trials.push(
+        Trial::test("deployment_from_the_printed_environment", move || {
+            deployment_from_the_printed_environment(&from_environment)
+        })
+        .with_kind("needs BITPOLL_SRC")
+        .with_ignored_flag(skip_reason.is_some()),
+    );
     libtest_mimic::run(&arguments, trials).exit();
 }

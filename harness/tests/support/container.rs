@@ -74,6 +74,23 @@ impl Container {
             .ok_or_else(|| format!("bitpoll-container up printed no {key}").into())
     }
 
+    /// A bash script's command with only a minimal environment, that first loads what
+    /// `bitpoll-container env --export` prints for this container ($TOOL and $STATE given).
+    pub fn shell_with_printed_environment(&self, then: &str) -> Command {
+        let mut command = Command::new("bash");
+        command
+            .args([
+                "-c",
+                &format!(r#"set -e; eval "$("$TOOL" env --export --state-dir "$STATE")"; {then}"#),
+            ])
+            .env_clear()
+            .env("PATH", "/usr/local/bin:/usr/bin:/bin")
+            .env("HOME", self.state.path())
+            .env("TOOL", container_tool())
+            .env("STATE", self.state.path().join("container"));
+        command
+    }
+
     /// `bitpoll-harness run` against this container over SSH.
     pub fn harness_run(&self) -> Result<Command, Failed> {
         let mut command = Command::new(env!("CARGO_BIN_EXE_bitpoll-harness"));
