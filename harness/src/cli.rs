@@ -290,7 +290,18 @@ fn parse_overrides(
                 .iter()
                 .any(|scenario| scenario.vars.iter().any(|(var, _)| var == name));
             if !declared {
-                bail!("--var {name}: no scenario of this run declares `{name}` in [vars]");
+                let mut known: Vec<&str> = scenarios
+                    .iter()
+                    .flat_map(|scenario| scenario.vars.iter().map(|(var, _)| var.as_str()))
+                    .collect();
+                known.sort_unstable();
+                known.dedup();
+                let known = if known.is_empty() {
+                    "they declare none".to_string()
+                } else {
+                    format!("they declare: {}", known.join(", "))
+                };
+                bail!("--var {name}: no scenario of this run declares `{name}` in [vars]; {known}");
             }
             Ok((name.to_string(), value.to_string()))
         })

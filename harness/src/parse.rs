@@ -208,6 +208,10 @@ impl Parser<'_> {
                 }
             }
             let Some(step) = parse_step(self, table, span) else {
+                // A step with other errors may not have read the parts that hold templates
+                // (an action beside another, expectations of an unknown kind): their
+                // references are checked all the same, so one run of `check` shows them.
+                self.check_templates_in(table);
                 continue;
             };
             for capture in &step.captures {
@@ -232,6 +236,35 @@ impl Parser<'_> {
                     known.join(", ")
                 ),
             );
+        }
+    }
+
+    /// Checks the references of every string value below a table (keys are names, no templates).
+    fn check_templates_in(&mut self, table: &dyn TableLike) {
+        fn strings<'t>(item: &'t Item, found: &mut Vec<(&'t str, Span)>) {
+            match item {
+                Item::Value(value) => values(value, found),
+                Item::Table(table) => table.iter().for_each(|(_, item)| strings(item, found)),
+                Item::ArrayOfTables(tables) => tables
+                    .iter()
+                    .for_each(|table| table.iter().for_each(|(_, item)| strings(item, found))),
+                Item::None => {}
+            }
+        }
+        fn values<'t>(value: &'t toml_edit::Value, found: &mut Vec<(&'t str, Span)>) {
+            match value {
+                toml_edit::Value::String(text) => found.push((text.value(), value.span())),
+                toml_edit::Value::Array(array) => array.iter().for_each(|v| values(v, found)),
+                toml_edit::Value::InlineTable(table) => {
+                    table.iter().for_each(|(_, v)| values(v, found))
+                }
+                _ => {}
+            }
+        }
+        let mut found = Vec::new();
+        table.iter().for_each(|(_, item)| strings(item, &mut found));
+        for (text, span) in found {
+            self.check_template(text, span);
         }
     }
 

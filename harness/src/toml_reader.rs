@@ -39,9 +39,13 @@ impl<'a> Reader<'a> {
         }
     }
 
+    /// Records a problem; the same problem at the same place is recorded once, so a check
+    /// that runs over a part again (templates of a step with other errors) adds nothing twice.
     pub fn error(&mut self, span: Span, message: impl Into<String>) {
         let diagnostic = self.map.diagnostic(span, message);
-        self.diagnostics.push(diagnostic);
+        if !self.diagnostics.contains(&diagnostic) {
+            self.diagnostics.push(diagnostic);
+        }
     }
 
     /// The span of a key, or of its value when the key has none (dotted or implicit keys).

@@ -82,7 +82,7 @@ fn var_overrides_reach_the_steps() {
         .assert()
         .code(2)
         .stderr(predicate::str::contains(
-            "--var nope: no scenario of this run declares `nope` in [vars]",
+            "--var nope: no scenario of this run declares `nope` in [vars]; they declare: word",
         ));
 }
 

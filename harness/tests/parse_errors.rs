@@ -177,6 +177,28 @@ fn a_step_needs_exactly_one_action() {
 }
 
 #[test]
+fn an_undefined_variable_is_reported_in_a_step_with_another_error() {
+    // Two actions: neither is read as the step's action, but its references are still checked.
+    let text = format!(
+        "{HEADER}[[step]]\nname = \"two\"\nrun = [\"echo\", \"{{{{nope}}}}\"]\nsh = \"echo {{{{other}}}}\"\n"
+    );
+    let found = problems(&text);
+    assert_eq!(found.len(), 3, "{found:#?}");
+    assert!(
+        found[0].starts_with("s.toml:6:17: `{{nope}}` is not defined here"),
+        "{found:#?}"
+    );
+    assert!(
+        found[1].starts_with("s.toml:7:1: step `two` has two actions"),
+        "{found:#?}"
+    );
+    assert!(
+        found[2].starts_with("s.toml:7:12: `{{other}}` is not defined here"),
+        "{found:#?}"
+    );
+}
+
+#[test]
 fn duplicate_step_names_point_at_the_second() {
     assert_one(
         &format!("{HEADER}[[step]]\nname = \"a\"\nrun = [\"true\"]\n\n[[step]]\nname = \"a\"\nrun = [\"true\"]\n"),
