@@ -34,20 +34,29 @@ def check(condition: bool, what: str, detail: str = "") -> None:
 
 def explain(stderr: str) -> str:
     """Nix's message for something the stand-ins lack, said as what to do about it."""
-    for pattern, kind in ((r"attribute '([^']+)' missing", "attribute"),
-                          (r"called without required argument '([^']+)'", "attribute"),
-                          (r"undefined variable '([^']+)'", "attribute"),
-                          (r"The option `([^']+)' does not exist", "NixOS option")):
+    for pattern, kind in (
+        (r"attribute '([^']+)' missing", "attribute"),
+        (r"called without required argument '([^']+)'", "attribute"),
+        (r"undefined variable '([^']+)'", "attribute"),
+        (r"The option `([^']+)' does not exist", "NixOS option"),
+    ):
         match = re.search(pattern, stderr)
         if match:
-            return (f"{kind} `{match.group(1)}` is not in {FACTS}: nixpkgs may not have it. Read its declaration "
-                    "in the nixpkgs sources and add it there with its source (docs/packaging.md), or stop using it")
+            return (
+                f"{kind} `{match.group(1)}` is not in {FACTS}: nixpkgs may not have it. Read its declaration "
+                "in the nixpkgs sources and add it there with its source (docs/packaging.md), or stop using it"
+            )
     return stderr.strip()[-1500:]
 
 
 def nix_eval(expression: str, cwd: Path = ROOT) -> subprocess.CompletedProcess[str]:
-    result = subprocess.run(["nix-instantiate", "--read-write-mode", "--eval", "--strict", "--json", "--expr", expression],
-                            cwd=cwd, capture_output=True, text=True, timeout=300)
+    result = subprocess.run(
+        ["nix-instantiate", "--read-write-mode", "--eval", "--strict", "--json", "--expr", expression],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     if result.returncode != 0:
         result.stderr = explain(result.stderr) + "\n" + result.stderr
     return result
@@ -74,8 +83,10 @@ def python_modules_expression(root: Path, lib: str) -> str:
 
 
 def build_script_expression(root: Path, lib: str) -> str:
-    return (f"import {root}/package/build-script.nix {{ lib = import {lib}; which = \"default\"; "
-            "interpreter = \"/nonexistent/python\"; noto = \"/nonexistent/noto\"; }")
+    return (
+        f'import {root}/package/build-script.nix {{ lib = import {lib}; which = "default"; '
+        'interpreter = "/nonexistent/python"; noto = "/nonexistent/noto"; }'
+    )
 
 
 def main() -> int:
@@ -88,8 +99,11 @@ def main() -> int:
     result = nix_eval(f"let s = import {ROOT}/facts {{ lib = import {lib}; }}; in builtins.length s.entries")
     check(result.returncode == 0, f"{FACTS}: every entry has its source, version read and sureness", result.stderr)
     result = nix_eval(python_modules_expression(ROOT, lib))
-    check(result.returncode == 0 and "false" not in result.stdout,
-          "package/python-modules: every argument is a listed nixpkgs attribute or one of the modules", result.stderr)
+    check(
+        result.returncode == 0 and "false" not in result.stdout,
+        "package/python-modules: every argument is a listed nixpkgs attribute or one of the modules",
+        result.stderr,
+    )
     result = nix_eval(build_script_expression(ROOT, lib))
     check(result.returncode == 0, "package/default.nix evaluates with the stand-ins of the facts", result.stderr)
 
@@ -102,17 +116,23 @@ def main() -> int:
         assert entry, "the requests fact is not where the check expects it"
         (copy / FACTS).write_text(facts.replace(entry.group(0), "\n"))
         result = nix_eval(build_script_expression(copy, lib))
-        check(result.returncode != 0 and "attribute `requests` is not in facts/nixpkgs.toml" in result.stderr
-              and "add it there with its source" in result.stderr,
-              "an attribute missing from the facts fails the evaluation, naming it and asking for its source",
-              result.stderr or "it evaluated")
+        check(
+            result.returncode != 0
+            and "attribute `requests` is not in facts/nixpkgs.toml" in result.stderr
+            and "add it there with its source" in result.stderr,
+            "an attribute missing from the facts fails the evaluation, naming it and asking for its source",
+            result.stderr or "it evaluated",
+        )
         result = nix_eval(f"""
           let lib = import {lib}; standIns = import {copy}/facts {{ inherit lib; }}; in
           (lib.evalModules {{ modules = [ standIns.optionsModule {{ services.nginx.statusPage = true; }} ]; }}).config.services.nginx
         """)
-        check(result.returncode != 0 and "NixOS option `services.nginx.statusPage` is not in facts/nixpkgs.toml" in result.stderr,
-              "an option missing from the facts fails the evaluation, naming it and asking for its source",
-              result.stderr or "it evaluated")
+        check(
+            result.returncode != 0
+            and "NixOS option `services.nginx.statusPage` is not in facts/nixpkgs.toml" in result.stderr,
+            "an option missing from the facts fails the evaluation, naming it and asking for its source",
+            result.stderr or "it evaluated",
+        )
     print(f"{len(failures)} failed" if failures else "all facts checks passed")
     return 1 if failures else 0
 

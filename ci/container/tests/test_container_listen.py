@@ -45,8 +45,11 @@ def test_a_port_change_is_served_on_the_new_port_after_the_switch(listen_contain
     info = box.info_values
     old_port = int(info["HTTP_PORT"])
     assert urllib.request.urlopen(info["BASE_URL"] + "/", timeout=30).status == 200
-    old_target = [line for line in sh(box, "systemctl", "list-units", "--plain", "--no-legend",
-                                      "bitpoll-listen-*").stdout.splitlines() if line.strip()]
+    old_target = [
+        line
+        for line in sh(box, "systemctl", "list-units", "--plain", "--no-legend", "bitpoll-listen-*").stdout.splitlines()
+        if line.strip()
+    ]
     assert len(old_target) == 1, old_target
 
     generation = f"{info['BITPOLL_VERSION']}-port{box.new_port}"
