@@ -107,3 +107,26 @@ def test_every_scenario_passes_in_the_container(tmp_path, harness):
     )
     assert all(s["status"] == "passed" for s in combined["scenarios"]) and combined["not_run"] == []
     assert combined["summary"]["failed"] == 0 and combined["summary"]["skipped"] == 0
+
+
+def test_keep_leaves_the_deployment_up_and_says_how_to_use_it(tmp_path, harness):
+    needs_root()
+    if not os.environ.get("BITPOLL_SRC"):
+        pytest.skip("BITPOLL_SRC is not set (a Bitpoll 0.11 checkout)")
+    result = local("deployment", "--testbed", "process", "--keep", "--harness", str(harness), env=dict(os.environ))
+    assert result.returncode == 0, result.stderr[-3000:]
+    lines = [line.strip() for line in result.stderr.splitlines()]
+    load = next(line for line in lines if line.startswith('eval "$(') and " env --dir " in line)
+    stop = next(line for line in lines if " stop --dir " in line).split("  #")[0]
+    try:
+        # What it printed, in a fresh shell with nothing else: the scenario runs again.
+        again = subprocess.run(
+            ["bash", "-c", f'set -e; {load}; cd /; exec "$HARNESS" run deployment'],
+            env={"PATH": "/usr/local/bin:/usr/bin:/bin", "HOME": str(tmp_path), "HARNESS": str(harness)},
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
+        assert again.returncode == 0 and again.stdout.splitlines()[-1].endswith("0 failed, 2 skipped"), again.stdout
+    finally:
+        subprocess.run(["bash", "-c", stop], capture_output=True, timeout=120)
