@@ -4,10 +4,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::capture::{capture, Source};
-use crate::duration::format_duration;
 use crate::expect::{self, excerpt, FileStat};
 use crate::http::HttpClient;
 use crate::report::Detail;
+use crate::scenario::duration::format_duration;
 use crate::scenario::{Action, Step};
 use crate::target::{Command, Output, Target, TargetError};
 

@@ -16,10 +16,10 @@ use crate::local::LocalTarget;
 use crate::report::Report;
 use crate::runner::{new_run_id, run_scenario, RunOptions};
 use crate::scenario::Scenario;
-use crate::scenario_files;
+use crate::scenario::{files as scenario_files, parse};
 use crate::ssh::{default_known_hosts, HostKeyPolicy, SshAddress, SshOptions, SshTarget};
 use crate::target::Target;
-use crate::{human, output, parse};
+use crate::{human, output};
 
 /// Exit codes: 0 every step passed or was skipped with a reason, 1 a step failed,
 /// 2 a usage, scenario or connection error kept the run from starting.

@@ -14,7 +14,7 @@ use crate::comparison::compare;
 use crate::flake::{self, FlakeRef};
 use crate::nix::{Nix, NixError};
 use crate::report::Report;
-use crate::scenario_files::write_atomic;
+use crate::scenario::files::write_atomic;
 use crate::thresholds::Thresholds;
 use crate::vm::{self, TestBuild};
 

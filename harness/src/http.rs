@@ -113,7 +113,7 @@ fn describe(error: &reqwest::Error, timeout: Duration) -> String {
     if error.is_timeout() {
         return format!(
             "no response within the step's timeout of {}",
-            crate::duration::format_duration(timeout)
+            crate::scenario::duration::format_duration(timeout)
         );
     }
     // reqwest's top-level message omits the cause ("error sending request"); the chain has it.

@@ -1,8 +1,8 @@
 //! The report for people: one line per step as it finishes, failures with what was run and
 //! what came back, and the summary line `N passed, N failed, N skipped` last.
 
-use crate::duration::format_duration;
 use crate::report::{ScenarioReport, Status, StepReport};
+use crate::scenario::duration::format_duration;
 use std::time::Duration;
 
 pub fn scenario_header(name: &str, file: &str, target: &str) -> String {

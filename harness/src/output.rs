@@ -8,7 +8,7 @@ use anyhow::Context as _;
 use crate::cli::Format;
 use crate::junit;
 use crate::report::Report;
-use crate::scenario_files::write_atomic;
+use crate::scenario::files::write_atomic;
 
 /// Progress lines go to stdout for people, and to stderr when stdout carries the JSON report.
 pub fn progress(format: Format, text: &str) {

@@ -2,8 +2,8 @@
 
 use std::collections::BTreeMap;
 
+use crate::scenario::template::render;
 use crate::scenario::{Action, Capture, CaptureSource, Expect, HttpRequest, Step, TextMatch};
-use crate::template::render;
 
 type Vars = BTreeMap<String, String>;
 

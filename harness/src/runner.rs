@@ -8,11 +8,11 @@ use std::time::{Duration, Instant};
 
 use crate::actions::{self, Attempt, Context};
 use crate::capabilities::Capabilities;
-use crate::duration::format_duration;
 use crate::render::render_step;
 use crate::report::{ScenarioReport, Status, StepReport};
+use crate::scenario::duration::format_duration;
+use crate::scenario::template;
 use crate::scenario::{Action, Retry, Scenario, Step};
-use crate::template;
 
 /// Values the command line gives every scenario of a run.
 #[derive(Debug, Clone, Default)]

@@ -24,7 +24,7 @@ struct Case {
 
 fn step_count(scenario: &str) -> Result<usize, Failed> {
     let file = repository().join(format!("scenarios/{scenario}.toml"));
-    let parsed = bitpoll_harness::parse::load(&file).map_err(|d| d.to_string())?;
+    let parsed = bitpoll_harness::scenario::parse::load(&file).map_err(|d| d.to_string())?;
     Ok(parsed.steps.len())
 }
 

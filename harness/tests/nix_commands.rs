@@ -713,9 +713,10 @@ fn ci_baseline_matches_the_scenarios() {
     }
     for key in baseline.steps.keys() {
         let (scenario, step) = key.split_once('/').unwrap();
-        let parsed =
-            bitpoll_harness::parse::load(&repository().join(format!("scenarios/{scenario}.toml")))
-                .unwrap();
+        let parsed = bitpoll_harness::scenario::parse::load(
+            &repository().join(format!("scenarios/{scenario}.toml")),
+        )
+        .unwrap();
         assert!(
             parsed.steps.iter().any(|s| s.name == step),
             "ci/baseline.json has the step `{key}`, which scenarios/{scenario}.toml no longer has; regenerate the baseline (docs/nix-commands.md)"

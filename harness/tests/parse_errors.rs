@@ -2,7 +2,7 @@
 
 use std::path::Path;
 
-use bitpoll_harness::parse::parse;
+use bitpoll_harness::scenario::parse::parse;
 use bitpoll_harness::scenario::{Action, CaptureSource};
 
 /// The diagnostics of a text, one `FILE:LINE:COL: message` string each.

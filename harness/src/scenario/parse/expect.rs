@@ -3,11 +3,9 @@
 use regex::Regex;
 use toml_edit::TableLike;
 
-use crate::parse::Parser;
-use crate::parse_step::template_string;
-use crate::scenario::{Expect, HeaderExpect, TextMatch};
-use crate::template;
-use crate::toml_reader::{type_name, Span};
+use super::parser::{first_line, template_string, Parser};
+use super::toml_reader::{type_name, Span};
+use crate::scenario::{template, Expect, HeaderExpect, TextMatch};
 
 const MATCH_KEYS: &[&str] = &["equals", "contains", "not_contains", "regex"];
 const HEADER_MATCH_KEYS: &[&str] = &["equals", "contains", "not_contains", "regex", "absent"];
@@ -198,8 +196,4 @@ fn text_match(parser: &mut Parser, table: &dyn TableLike, key: &str) -> Option<T
         }
     }
     Some(matches)
-}
-
-pub(crate) fn first_line(text: &str) -> String {
-    text.lines().last().unwrap_or(text).trim().to_string()
 }

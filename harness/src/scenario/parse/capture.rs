@@ -3,11 +3,9 @@
 use regex::Regex;
 use toml_edit::TableLike;
 
-use crate::parse::Parser;
-use crate::parse_expect::first_line;
-use crate::scenario::{Capture, CaptureSource};
-use crate::template;
-use crate::toml_reader::{Reader, Span};
+use super::parser::{first_line, Parser};
+use super::toml_reader::{Reader, Span};
+use crate::scenario::{template, Capture, CaptureSource, BUILTIN_VARS};
 
 const CAPTURE_KEYS: &[&str] = &["css", "attr", "header", "from", "regex", "metric"];
 
@@ -19,7 +17,7 @@ pub(crate) fn parse_captures(
     let mut result = Vec::new();
     for (name, item) in captures.iter() {
         let span = Reader::key_span(captures, name);
-        if crate::scenario::BUILTIN_VARS.contains(&name) || !template::is_valid_name(name) {
+        if BUILTIN_VARS.contains(&name) || !template::is_valid_name(name) {
             parser.reader.error(
                 span,
                 format!("capture name `{name}` must be letters, digits, `-` or `_` and not a built-in variable"),

@@ -1,19 +1,15 @@
-//! Scenario files: TOML in, a checked [`Scenario`] or every problem with its position out.
-//!
-//! Parsing does no I/O beyond reading the file. Everything that can be known before a run is
-//! checked here: keys, types, one action per step, unique step names, and that every `{{var}}`
-//! is defined by `[vars]`, an earlier capture or a built-in.
+//! The document's top level: `[scenario]`, `[vars]` and the `[[step]]` array, read in order,
+//! each step through `step`.
 
-use std::collections::BTreeSet;
 use std::path::Path;
 
 use toml_edit::{ImDocument, Item, TableLike};
 
-use crate::diagnostic::{Diagnostics, SourceMap};
-use crate::parse_step::parse_step;
-use crate::scenario::{Scenario, BUILTIN_VARS};
-use crate::template;
-use crate::toml_reader::{Reader, Span};
+use super::parser::Parser;
+use super::step::parse_step;
+use super::toml_reader::{type_name, Reader, Span};
+use crate::scenario::diagnostic::{Diagnostics, SourceMap};
+use crate::scenario::{template, Scenario, BUILTIN_VARS};
 
 const TOP_KEYS: &[&str] = &["scenario", "vars", "step"];
 const SCENARIO_KEYS: &[&str] = &["name", "summary", "tags", "timeout"];
@@ -42,11 +38,7 @@ pub fn parse(file: &Path, text: &str) -> Result<Scenario, Diagnostics> {
             ]));
         }
     };
-    let mut parser = Parser {
-        reader: Reader::new(map),
-        defined: BUILTIN_VARS.iter().map(|name| name.to_string()).collect(),
-        text,
-    };
+    let mut parser = Parser::new(map, text);
     let scenario = parser.scenario(file, document.as_table());
     if parser.reader.diagnostics.is_empty() {
         Ok(scenario)
@@ -55,13 +47,6 @@ pub fn parse(file: &Path, text: &str) -> Result<Scenario, Diagnostics> {
         diagnostics.sort_by_key(|d| (d.line, d.column));
         Err(Diagnostics(diagnostics))
     }
-}
-
-pub(crate) struct Parser<'a> {
-    pub reader: Reader<'a>,
-    /// The variables defined so far, in step order: built-ins, `[vars]`, earlier captures.
-    pub defined: BTreeSet<String>,
-    text: &'a str,
 }
 
 impl Parser<'_> {
@@ -147,7 +132,7 @@ impl Parser<'_> {
                     item.span(),
                     format!(
                         "variable `{name}` must be a string, found {}; quote the value",
-                        crate::toml_reader::type_name(item)
+                        type_name(item)
                     ),
                 ),
             }
@@ -181,7 +166,7 @@ impl Parser<'_> {
                 item.span(),
                 format!(
                     "`step` must be an array of tables written as [[step]], found {}",
-                    crate::toml_reader::type_name(item)
+                    type_name(item)
                 ),
             );
             return;
@@ -219,70 +204,5 @@ impl Parser<'_> {
             }
             scenario.steps.push(step);
         }
-    }
-
-    /// Checks that every `{{var}}` in `value` is defined at this point of the scenario.
-    pub fn check_template(&mut self, value: &str, span: Span) {
-        for reference in template::references(value) {
-            if self.defined.contains(reference) {
-                continue;
-            }
-            let position = self.reference_span(reference, span.clone());
-            let known: Vec<&str> = self.defined.iter().map(String::as_str).collect();
-            self.reader.error(
-                position,
-                format!(
-                    "`{{{{{reference}}}}}` is not defined here; define it in [vars] or capture it in an earlier step (defined: {})",
-                    known.join(", ")
-                ),
-            );
-        }
-    }
-
-    /// Checks the references of every string value below a table (keys are names, no templates).
-    fn check_templates_in(&mut self, table: &dyn TableLike) {
-        fn strings<'t>(item: &'t Item, found: &mut Vec<(&'t str, Span)>) {
-            match item {
-                Item::Value(value) => values(value, found),
-                Item::Table(table) => table.iter().for_each(|(_, item)| strings(item, found)),
-                Item::ArrayOfTables(tables) => tables
-                    .iter()
-                    .for_each(|table| table.iter().for_each(|(_, item)| strings(item, found))),
-                Item::None => {}
-            }
-        }
-        fn values<'t>(value: &'t toml_edit::Value, found: &mut Vec<(&'t str, Span)>) {
-            match value {
-                toml_edit::Value::String(text) => found.push((text.value(), value.span())),
-                toml_edit::Value::Array(array) => array.iter().for_each(|v| values(v, found)),
-                toml_edit::Value::InlineTable(table) => {
-                    table.iter().for_each(|(_, v)| values(v, found))
-                }
-                _ => {}
-            }
-        }
-        let mut found = Vec::new();
-        table.iter().for_each(|(_, item)| strings(item, &mut found));
-        for (text, span) in found {
-            self.check_template(text, span);
-        }
-    }
-
-    /// Points at the reference itself inside the string when the source has it verbatim.
-    fn reference_span(&self, reference: &str, span: Span) -> Span {
-        let range = span.clone()?;
-        let raw = self.text.get(range.clone())?;
-        let offset = raw
-            .match_indices("{{")
-            .find(|(index, _)| {
-                raw[index + 2..]
-                    .split("}}")
-                    .next()
-                    .is_some_and(|inner| inner.trim() == reference)
-            })
-            .map(|(index, _)| index);
-        offset
-            .map(|offset| range.start + offset..range.start + offset + 2)
-            .or(span)
     }
 }

@@ -1,15 +1,14 @@
 //! One `[[step]]` table: its action and policies; expectations and captures have modules of
-//! their own (`parse_expect`, `parse_capture`).
+//! their own (`expect`, `capture`).
 
 use toml_edit::TableLike;
 
-use crate::parse::Parser;
+use super::parser::{template_string, Parser};
+use super::toml_reader::{type_name, Reader, Span};
+use super::{capture, expect};
 use crate::scenario::{
-    Action, Capability, Expect, HttpRequest, Repeat, Retry, Step, DEFAULT_STEP_TIMEOUT,
+    template, Action, Capability, Expect, HttpRequest, Repeat, Retry, Step, DEFAULT_STEP_TIMEOUT,
 };
-use crate::template;
-use crate::toml_reader::{type_name, Reader, Span};
-use crate::{parse_capture, parse_expect};
 
 const STEP_KEYS: &[&str] = &[
     "name",
@@ -90,13 +89,11 @@ pub(crate) fn parse_step(parser: &mut Parser, table: &dyn TableLike, span: Span)
     let kind = action.as_ref().map_or("", Action::kind);
 
     let expect = match parser.reader.table(table, "expect") {
-        Some((expect, _)) if !kind.is_empty() => parse_expect::parse_expect(parser, expect, kind),
+        Some((expect, _)) if !kind.is_empty() => expect::parse_expect(parser, expect, kind),
         _ => Expect::default(),
     };
     let captures = match parser.reader.table(table, "capture") {
-        Some((captures, _)) if !kind.is_empty() => {
-            parse_capture::parse_captures(parser, captures, kind)
-        }
+        Some((captures, _)) if !kind.is_empty() => capture::parse_captures(parser, captures, kind),
         _ => Vec::new(),
     };
     let retry = parser
@@ -147,17 +144,6 @@ pub(crate) fn parse_step(parser: &mut Parser, table: &dyn TableLike, span: Span)
         requires,
         metric,
     })
-}
-
-/// Reads a string that may contain `{{var}}` references and checks them.
-pub(crate) fn template_string(
-    parser: &mut Parser,
-    table: &dyn TableLike,
-    key: &str,
-) -> Option<String> {
-    let (value, span) = parser.reader.string(table, key)?;
-    parser.check_template(&value, span);
-    Some(value)
 }
 
 fn parse_action(parser: &mut Parser, table: &dyn TableLike, key: &str) -> Option<Action> {

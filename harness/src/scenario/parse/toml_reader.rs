@@ -7,8 +7,8 @@ use std::ops::Range;
 
 use toml_edit::{Item, TableLike, Value};
 
-use crate::diagnostic::{Diagnostic, SourceMap};
-use crate::duration::parse_duration;
+use crate::scenario::diagnostic::{Diagnostic, SourceMap};
+use crate::scenario::duration::parse_duration;
 
 pub type Span = Option<Range<usize>>;
 
