@@ -5,10 +5,10 @@ use std::time::Duration;
 
 use crate::capture::{capture, Source};
 use crate::expect::{self, excerpt, FileStat};
-use crate::http::HttpClient;
 use crate::report::Detail;
 use crate::scenario::duration::format_duration;
 use crate::scenario::{Action, Step};
+use crate::target::http::HttpClient;
 use crate::target::{Command, Output, Target, TargetError};
 
 /// How much of an output a report keeps.

@@ -4,8 +4,8 @@ use regex::Regex;
 use scraper::{Html, Selector};
 
 use crate::expect::without_final_newline;
-use crate::http::Response;
 use crate::scenario::{Capture, CaptureSource};
+use crate::target::http::Response;
 use crate::target::Output;
 
 /// What a step produced that captures can read.

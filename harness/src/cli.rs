@@ -11,13 +11,13 @@ use clap::{Parser, Subcommand, ValueEnum};
 
 use crate::actions::Context;
 use crate::capabilities::Capabilities;
-use crate::http::HttpClient;
-use crate::local::LocalTarget;
 use crate::report::Report;
 use crate::runner::{new_run_id, run_scenario, RunOptions};
 use crate::scenario::Scenario;
 use crate::scenario::{files as scenario_files, parse};
-use crate::ssh::{default_known_hosts, HostKeyPolicy, SshAddress, SshOptions, SshTarget};
+use crate::target::http::HttpClient;
+use crate::target::local::LocalTarget;
+use crate::target::ssh::{default_known_hosts, HostKeyPolicy, SshAddress, SshOptions, SshTarget};
 use crate::target::Target;
 use crate::{human, output};
 

@@ -3,8 +3,8 @@
 
 use regex::Regex;
 
-use crate::http::Response;
 use crate::scenario::{Expect, TextMatch};
+use crate::target::http::Response;
 use crate::target::Output;
 
 /// Checks one text; `label` names it in the messages (`stdout`, `body`, `header Location`).

@@ -7,7 +7,7 @@ mod sshd;
 
 use std::time::{Duration, Instant};
 
-use bitpoll_harness::ssh::{HostKeyPolicy, SshAddress, SshOptions, SshTarget};
+use bitpoll_harness::target::ssh::{HostKeyPolicy, SshAddress, SshOptions, SshTarget};
 use bitpoll_harness::target::{Command, Target, TargetError};
 use predicates::prelude::*;
 use scenario_dir::{harness, ScenarioDir};
