@@ -7,10 +7,12 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{bail, Context as _};
-use clap::{Parser, Subcommand, ValueEnum};
+use clap::{Parser, Subcommand};
 
 use crate::actions::Context;
 use crate::capabilities::Capabilities;
+use crate::report::human;
+use crate::report::output::{self, Format};
 use crate::report::Report;
 use crate::runner::{new_run_id, run_scenario, RunOptions};
 use crate::scenario::Scenario;
@@ -19,7 +21,6 @@ use crate::target::http::HttpClient;
 use crate::target::local::LocalTarget;
 use crate::target::ssh::{default_known_hosts, HostKeyPolicy, SshAddress, SshOptions, SshTarget};
 use crate::target::Target;
-use crate::{human, output};
 
 /// Exit codes: 0 every step passed or was skipped with a reason, 1 a step failed,
 /// 2 a usage, scenario or connection error kept the run from starting.
@@ -186,12 +187,6 @@ pub struct RunArgs {
     /// Also write the JSON report here.
     #[arg(long, value_name = "PATH")]
     pub report: Option<PathBuf>,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum Format {
-    Human,
-    Json,
 }
 
 /// Runs a parsed command line. Errors that reach here are usage errors (exit 2).

@@ -9,12 +9,13 @@ use std::process::ExitCode;
 use anyhow::Context as _;
 
 use crate::baseline::Baseline;
-use crate::cli::{Format, GateArgs, EXIT_FAILED, EXIT_USAGE};
+use crate::cli::{GateArgs, EXIT_FAILED, EXIT_USAGE};
 use crate::comparison::compare;
 use crate::flake::{self, FlakeRef};
 use crate::nix::{Nix, NixError};
+use crate::report::output::write_atomic;
+use crate::report::output::Format;
 use crate::report::Report;
-use crate::scenario::files::write_atomic;
 use crate::thresholds::Thresholds;
 use crate::vm::{self, TestBuild};
 

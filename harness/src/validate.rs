@@ -11,11 +11,12 @@ use std::process::ExitCode;
 use anyhow::Context as _;
 use serde::Deserialize;
 
-use crate::cli::{Format, ValidateArgs, EXIT_FAILED, EXIT_USAGE};
+use crate::cli::{ValidateArgs, EXIT_FAILED, EXIT_USAGE};
 use crate::deploy_check::{self, EXIT_CONFIG};
 use crate::flake::{self, FlakeRef};
 use crate::hardening::{self, BUDGET};
 use crate::nix::{Nix, NixError};
+use crate::report::output::Format;
 use crate::vm::{self, TestBuild};
 
 /// What `lib.inspectConfiguration` returns (nix-tests/inspect.nix).

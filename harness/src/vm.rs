@@ -7,12 +7,13 @@ use std::os::unix::process::CommandExt as _;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
-use crate::cli::{Format, VmArgs, EXIT_FAILED, EXIT_USAGE};
+use crate::cli::{VmArgs, EXIT_FAILED, EXIT_USAGE};
 use crate::flake::{self, FlakeRef};
 use crate::nix::{Nix, NixError};
+use crate::report::output::Format;
+use crate::report::{human, output};
 use crate::report::{Report, ScenarioReport};
 use crate::runner::new_run_id;
-use crate::{human, output};
 
 #[derive(Debug, thiserror::Error)]
 pub enum VmError {

@@ -5,10 +5,16 @@ use std::path::Path;
 
 use anyhow::Context as _;
 
-use crate::cli::Format;
-use crate::junit;
-use crate::report::Report;
-use crate::scenario::files::write_atomic;
+use clap::ValueEnum;
+
+use crate::report::{junit, Report};
+
+/// What stdout carries: per-step lines for people, or the JSON report for machines.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Format {
+    Human,
+    Json,
+}
 
 /// Progress lines go to stdout for people, and to stderr when stdout carries the JSON report.
 pub fn progress(format: Format, text: &str) {
@@ -43,4 +49,23 @@ pub fn emit(
         }
     }
     Ok(())
+}
+
+/// Writes a file through a temporary name in the same directory and a rename, so a reader
+/// never sees half a report and a failed write never replaces a good one.
+pub fn write_atomic(path: &Path, contents: &[u8]) -> std::io::Result<()> {
+    let dir = path
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    std::fs::create_dir_all(dir)?;
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let temporary = dir.join(format!(".{name}.{}.tmp", std::process::id()));
+    std::fs::write(&temporary, contents)?;
+    std::fs::rename(&temporary, path).inspect_err(|_| {
+        let _ = std::fs::remove_file(&temporary);
+    })
 }
