@@ -9,12 +9,12 @@ use std::time::Duration;
 use anyhow::{bail, Context as _};
 use clap::{Parser, Subcommand};
 
-use crate::actions::Context;
-use crate::capabilities::Capabilities;
+use crate::execution::actions::Context;
+use crate::execution::capabilities::Capabilities;
+use crate::execution::runner::{new_run_id, run_scenario, RunOptions};
 use crate::report::human;
 use crate::report::output::{self, Format};
 use crate::report::Report;
-use crate::runner::{new_run_id, run_scenario, RunOptions};
 use crate::scenario::Scenario;
 use crate::scenario::{files as scenario_files, parse};
 use crate::target::http::HttpClient;

@@ -9,21 +9,16 @@
 //! reports, `validate` checks an administrator's configuration (`hardening`, `deploy_check`),
 //! `gate` compares a run with a `baseline`; `nix` runs the programs and `flake` names things.
 
-pub mod actions;
 pub mod baseline;
-pub mod capabilities;
-pub mod capture;
 pub mod cli;
 pub mod comparison;
 pub mod deploy_check;
-pub mod expect;
+pub mod execution;
 pub mod flake;
 pub mod gate;
 pub mod hardening;
 pub mod nix;
-pub mod render;
 pub mod report;
-pub mod runner;
 pub mod scenario;
 pub mod target;
 pub mod thresholds;

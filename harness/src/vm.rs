@@ -8,12 +8,12 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use crate::cli::{VmArgs, EXIT_FAILED, EXIT_USAGE};
+use crate::execution::runner::new_run_id;
 use crate::flake::{self, FlakeRef};
 use crate::nix::{Nix, NixError};
 use crate::report::output::Format;
 use crate::report::{human, output};
 use crate::report::{Report, ScenarioReport};
-use crate::runner::new_run_id;
 
 #[derive(Debug, thiserror::Error)]
 pub enum VmError {

@@ -3,8 +3,8 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::capture::{capture, Source};
-use crate::expect::{self, excerpt, FileStat};
+use super::capture::{capture, Source};
+use super::expect::{self, excerpt, FileStat};
 use crate::report::Detail;
 use crate::scenario::duration::format_duration;
 use crate::scenario::{Action, Step};

@@ -3,7 +3,7 @@
 use regex::Regex;
 use scraper::{Html, Selector};
 
-use crate::expect::without_final_newline;
+use super::expect::without_final_newline;
 use crate::scenario::{Capture, CaptureSource};
 use crate::target::http::Response;
 use crate::target::Output;

@@ -6,9 +6,9 @@
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
-use crate::actions::{self, Attempt, Context};
-use crate::capabilities::Capabilities;
-use crate::render::render_step;
+use super::actions::{self, Attempt, Context};
+use super::capabilities::Capabilities;
+use super::render::render_step;
 use crate::report::{ScenarioReport, Status, StepReport};
 use crate::scenario::duration::format_duration;
 use crate::scenario::template;
