@@ -8,15 +8,15 @@ use std::process::ExitCode;
 
 use anyhow::Context as _;
 
-use crate::baseline::Baseline;
 use crate::cli::{GateArgs, EXIT_FAILED, EXIT_USAGE};
-use crate::comparison::compare;
-use crate::flake::{self, FlakeRef};
+use crate::nix::baseline::Baseline;
+use crate::nix::comparison::compare;
+use crate::nix::flake::{self, FlakeRef};
+use crate::nix::thresholds::Thresholds;
 use crate::nix::{Nix, NixError};
 use crate::report::output::write_atomic;
 use crate::report::output::Format;
 use crate::report::Report;
-use crate::thresholds::Thresholds;
 use crate::vm::{self, TestBuild};
 
 /// Every harness report (`*.json`) in a directory, by file name, in order.

@@ -9,18 +9,12 @@
 //! reports, `validate` checks an administrator's configuration (`hardening`, `deploy_check`),
 //! `gate` compares a run with a `baseline`; `nix` runs the programs and `flake` names things.
 
-pub mod baseline;
 pub mod cli;
-pub mod comparison;
-pub mod deploy_check;
 pub mod execution;
-pub mod flake;
 pub mod gate;
-pub mod hardening;
 pub mod nix;
 pub mod report;
 pub mod scenario;
 pub mod target;
-pub mod thresholds;
 pub mod validate;
 pub mod vm;

@@ -12,9 +12,9 @@ use anyhow::Context as _;
 use serde::Deserialize;
 
 use crate::cli::{ValidateArgs, EXIT_FAILED, EXIT_USAGE};
-use crate::deploy_check::{self, EXIT_CONFIG};
-use crate::flake::{self, FlakeRef};
-use crate::hardening::{self, BUDGET};
+use crate::nix::deploy_check::{self, EXIT_CONFIG};
+use crate::nix::flake::{self, FlakeRef};
+use crate::nix::hardening::{self, BUDGET};
 use crate::nix::{Nix, NixError};
 use crate::report::output::Format;
 use crate::vm::{self, TestBuild};

@@ -9,7 +9,7 @@ use std::process::ExitCode;
 
 use crate::cli::{VmArgs, EXIT_FAILED, EXIT_USAGE};
 use crate::execution::runner::new_run_id;
-use crate::flake::{self, FlakeRef};
+use crate::nix::flake::{self, FlakeRef};
 use crate::nix::{Nix, NixError};
 use crate::report::output::Format;
 use crate::report::{human, output};

@@ -699,9 +699,10 @@ fn gate_needs_nixpkgs_or_reports() {
 #[test]
 fn ci_baseline_matches_the_scenarios() {
     let path = repository().join("ci/baseline.json");
-    let baseline =
-        bitpoll_harness::baseline::Baseline::from_json(&std::fs::read_to_string(&path).unwrap())
-            .unwrap();
+    let baseline = bitpoll_harness::nix::baseline::Baseline::from_json(
+        &std::fs::read_to_string(&path).unwrap(),
+    )
+    .unwrap();
     assert!(!baseline.steps.is_empty());
     for key in baseline.steps.keys().chain(baseline.metrics.keys()) {
         let (scenario, _) = key.split_once('/').unwrap();

@@ -1,6 +1,6 @@
 //! How much worse a metric may get before the gate calls it a regression, by kind of metric.
 
-use crate::baseline::CLOSURE_SIZE;
+use super::baseline::CLOSURE_SIZE;
 
 /// How much worse a metric may get before it counts as a regression. Every metric here is
 /// better when lower.
@@ -89,5 +89,44 @@ impl Thresholds {
             MetricKind::ClosureSize => format!("+{:.0}% at most", self.closure_ratio * 100.0),
             MetricKind::Other => "no threshold".into(),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn kinds_follow_the_metric_names() {
+        assert_eq!(MetricKind::of("hardening/exposure"), MetricKind::Exposure);
+        assert_eq!(
+            MetricKind::of("migrations/restart_ms"),
+            MetricKind::Duration
+        );
+        assert_eq!(
+            MetricKind::of("deployment/memory_rss_bytes"),
+            MetricKind::Memory
+        );
+        assert_eq!(MetricKind::of(CLOSURE_SIZE), MetricKind::ClosureSize);
+        assert_eq!(MetricKind::of("x/polls"), MetricKind::Other);
+    }
+
+    #[test]
+    fn thresholds_at_their_edges() {
+        let t = Thresholds::default();
+        // Exposure: +0.1 absolute is allowed, more is not.
+        assert!(!t.regressed(MetricKind::Exposure, 0.2, 0.3));
+        assert!(t.regressed(MetricKind::Exposure, 0.2, 0.4));
+        // Durations: both +50% and +500 ms must be exceeded.
+        assert!(!t.regressed(MetricKind::Duration, 100.0, 400.0)); // +300%, +300 ms
+        assert!(!t.regressed(MetricKind::Duration, 2000.0, 2900.0)); // +45%, +900 ms
+        assert!(t.regressed(MetricKind::Duration, 1400.0, 2800.0)); // doubled
+        assert!(t.regressed(MetricKind::Duration, 100.0, 600.0)); // +500%, +500 ms
+                                                                  // Memory +20%, closure +10%.
+        assert!(!t.regressed(MetricKind::Memory, 100.0, 120.0));
+        assert!(t.regressed(MetricKind::Memory, 100.0, 121.0));
+        assert!(!t.regressed(MetricKind::ClosureSize, 1000.0, 1100.0));
+        assert!(t.regressed(MetricKind::ClosureSize, 1000.0, 1101.0));
+        assert!(!t.regressed(MetricKind::Other, 1.0, 1000.0));
     }
 }

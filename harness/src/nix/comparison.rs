@@ -4,154 +4,10 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Write as _;
 
-use crate::baseline::{Baseline, CLOSURE_SIZE, SCHEMA_VERSION};
+use super::baseline::{Baseline, CLOSURE_SIZE, SCHEMA_VERSION};
+use super::finding::{Finding, Severity};
+use super::thresholds::Thresholds;
 use crate::report::Status;
-use crate::thresholds::{MetricKind, Thresholds};
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
-pub enum Severity {
-    Regression,
-    Improvement,
-    Info,
-}
-
-#[derive(Debug, Clone, PartialEq)]
-pub enum Finding {
-    /// A step that did not fail before (or did not exist) and fails now, or passed and is now
-    /// skipped.
-    Step {
-        key: String,
-        was: Option<Status>,
-        now: Option<Status>,
-    },
-    Metric {
-        key: String,
-        was: Option<f64>,
-        now: Option<f64>,
-    },
-    /// A scenario of the baseline of which nothing ran this time (`--scenario` chose others,
-    /// or its check is gone): one line instead of one per step and metric.
-    NotRun {
-        scenario: String,
-        steps: usize,
-        metrics: usize,
-    },
-}
-
-impl Finding {
-    pub fn key(&self) -> &str {
-        match self {
-            Finding::Step { key, .. } | Finding::Metric { key, .. } => key,
-            Finding::NotRun { scenario, .. } => scenario,
-        }
-    }
-
-    pub fn severity(&self, thresholds: &Thresholds) -> Severity {
-        match self {
-            Finding::Step { was, now, .. } => match (was, now) {
-                (Some(Status::Passed), Some(Status::Failed | Status::Skipped)) => {
-                    Severity::Regression
-                }
-                (Some(Status::Skipped) | None, Some(Status::Failed)) => Severity::Regression,
-                (Some(Status::Failed), Some(Status::Passed | Status::Skipped))
-                | (Some(Status::Skipped), Some(Status::Passed)) => Severity::Improvement,
-                _ => Severity::Info,
-            },
-            Finding::Metric { key, was, now } => match (was, now) {
-                (Some(was), Some(now)) => {
-                    let kind = MetricKind::of(key);
-                    if thresholds.regressed(kind, *was, *now) {
-                        Severity::Regression
-                    } else if thresholds.regressed(kind, *now, *was) {
-                        Severity::Improvement
-                    } else {
-                        Severity::Info
-                    }
-                }
-                _ => Severity::Info,
-            },
-            Finding::NotRun { .. } => Severity::Info,
-        }
-    }
-
-    fn line(&self, thresholds: &Thresholds) -> String {
-        match self {
-            Finding::Step { key, was, now } => match (was, now) {
-                (Some(was), Some(now)) if was == now => {
-                    format!("{key}: still {}", status_name(*now))
-                }
-                (Some(was), Some(now)) => {
-                    format!("{key}: {} -> {}", status_name(*was), status_name(*now))
-                }
-                (None, Some(now)) => format!("{key}: new step, {}", status_name(*now)),
-                (Some(was), None) => {
-                    format!("{key}: step no longer run (was {})", status_name(*was))
-                }
-                (None, None) => key.clone(),
-            },
-            Finding::Metric { key, was, now } => {
-                let kind = MetricKind::of(key);
-                match (was, now) {
-                    (Some(was), Some(now)) => format!(
-                        "{key}: {} -> {} ({}; {})",
-                        show(kind, *was),
-                        show(kind, *now),
-                        change(kind, *was, *now),
-                        thresholds.describe(kind)
-                    ),
-                    (None, Some(now)) => format!("{key}: new metric, {}", show(kind, *now)),
-                    (Some(was), None) => {
-                        format!("{key}: no longer measured (was {})", show(kind, *was))
-                    }
-                    (None, None) => key.clone(),
-                }
-            }
-            Finding::NotRun {
-                scenario,
-                steps,
-                metrics,
-            } => format!(
-                "{scenario}: not run this time (the baseline has {steps} step(s) and {metrics} metric(s))"
-            ),
-        }
-    }
-}
-
-fn status_name(status: Status) -> &'static str {
-    match status {
-        Status::Passed => "passed",
-        Status::Failed => "failed",
-        Status::Skipped => "skipped",
-    }
-}
-
-fn show(kind: MetricKind, value: f64) -> String {
-    match kind {
-        MetricKind::Duration => format!("{value:.0} ms"),
-        MetricKind::Memory | MetricKind::ClosureSize => {
-            format!("{:.1} MiB", value / (1024.0 * 1024.0))
-        }
-        MetricKind::Exposure | MetricKind::Other => format!("{value}"),
-    }
-}
-
-fn change(kind: MetricKind, was: f64, now: f64) -> String {
-    let delta = now - was;
-    let relative = if was != 0.0 {
-        format!(", {:+.0}%", delta / was * 100.0)
-    } else {
-        String::new()
-    };
-    match kind {
-        MetricKind::Exposure => format!("{delta:+.1}"),
-        _ => format!("{}{relative}", show_delta(kind, delta)),
-    }
-}
-
-fn show_delta(kind: MetricKind, delta: f64) -> String {
-    let sign = if delta < 0.0 { "-" } else { "+" };
-    format!("{sign}{}", show(kind, delta.abs()))
-}
 
 /// Everything that differs, or is worth saying, between a baseline and the current run.
 #[derive(Debug, Clone, PartialEq)]
@@ -351,8 +207,6 @@ pub fn compare(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::baseline::BaselineError;
-    use crate::report::Report;
 
     fn baseline(
         steps: &[(&str, Status)],
@@ -374,40 +228,6 @@ mod tests {
             .iter()
             .map(|(s, f)| (*s, f.key().to_string()))
             .collect()
-    }
-
-    #[test]
-    fn kinds_follow_the_metric_names() {
-        assert_eq!(MetricKind::of("hardening/exposure"), MetricKind::Exposure);
-        assert_eq!(
-            MetricKind::of("migrations/restart_ms"),
-            MetricKind::Duration
-        );
-        assert_eq!(
-            MetricKind::of("deployment/memory_rss_bytes"),
-            MetricKind::Memory
-        );
-        assert_eq!(MetricKind::of(CLOSURE_SIZE), MetricKind::ClosureSize);
-        assert_eq!(MetricKind::of("x/polls"), MetricKind::Other);
-    }
-
-    #[test]
-    fn thresholds_at_their_edges() {
-        let t = Thresholds::default();
-        // Exposure: +0.1 absolute is allowed, more is not.
-        assert!(!t.regressed(MetricKind::Exposure, 0.2, 0.3));
-        assert!(t.regressed(MetricKind::Exposure, 0.2, 0.4));
-        // Durations: both +50% and +500 ms must be exceeded.
-        assert!(!t.regressed(MetricKind::Duration, 100.0, 400.0)); // +300%, +300 ms
-        assert!(!t.regressed(MetricKind::Duration, 2000.0, 2900.0)); // +45%, +900 ms
-        assert!(t.regressed(MetricKind::Duration, 1400.0, 2800.0)); // doubled
-        assert!(t.regressed(MetricKind::Duration, 100.0, 600.0)); // +500%, +500 ms
-                                                                  // Memory +20%, closure +10%.
-        assert!(!t.regressed(MetricKind::Memory, 100.0, 120.0));
-        assert!(t.regressed(MetricKind::Memory, 100.0, 121.0));
-        assert!(!t.regressed(MetricKind::ClosureSize, 1000.0, 1100.0));
-        assert!(t.regressed(MetricKind::ClosureSize, 1000.0, 1101.0));
-        assert!(!t.regressed(MetricKind::Other, 1.0, 1000.0));
     }
 
     #[test]
@@ -534,41 +354,5 @@ mod tests {
             severities(&comparison),
             vec![(Severity::Regression, "d/a".into())]
         );
-    }
-
-    #[test]
-    fn reports_become_keyed_steps_and_metrics() {
-        let text = r#"{"schema_version":1,"harness_version":"0.1.0","run_id":"r1","target":"local",
-          "scenarios":[{"scenario":"migrations","file":"f","target":"local","status":"passed","duration_ms":5,
-          "steps":[{"name":"restart","action":"run","status":"passed","duration_ms":3,"metrics":{"restart_ms":3}},
-                   {"name":"after","action":"http","status":"skipped","duration_ms":0,"message":"why"}]}],
-          "summary":{"passed":1,"failed":0,"skipped":1}}"#;
-        let report: Report = serde_json::from_str(text).unwrap();
-        let data =
-            Baseline::from_reports("r", &[("a.json".into(), report.clone())], Some(7)).unwrap();
-        assert_eq!(data.steps["migrations/restart"], Status::Passed);
-        assert_eq!(data.steps["migrations/after"], Status::Skipped);
-        assert_eq!(data.metrics["migrations/restart_ms"], 3.0);
-        assert_eq!(data.closure_size_bytes, Some(7));
-        let error = Baseline::from_reports(
-            "r",
-            &[("a.json".into(), report.clone()), ("b.json".into(), report)],
-            None,
-        )
-        .unwrap_err();
-        assert_eq!(
-            error,
-            BaselineError::DuplicateScenario {
-                scenario: "migrations".into(),
-                first: "a.json".into(),
-                second: "b.json".into()
-            }
-        );
-        let json = serde_json::to_string(&data).unwrap();
-        assert_eq!(Baseline::from_json(&json).unwrap(), data);
-        let future = json.replace("\"schema_version\":1", "\"schema_version\":2");
-        assert!(Baseline::from_json(&future)
-            .unwrap_err()
-            .contains("schema version 2"));
     }
 }

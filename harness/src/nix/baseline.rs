@@ -102,3 +102,44 @@ impl Baseline {
         Ok(baseline)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reports_become_keyed_steps_and_metrics() {
+        let text = r#"{"schema_version":1,"harness_version":"0.1.0","run_id":"r1","target":"local",
+          "scenarios":[{"scenario":"migrations","file":"f","target":"local","status":"passed","duration_ms":5,
+          "steps":[{"name":"restart","action":"run","status":"passed","duration_ms":3,"metrics":{"restart_ms":3}},
+                   {"name":"after","action":"http","status":"skipped","duration_ms":0,"message":"why"}]}],
+          "summary":{"passed":1,"failed":0,"skipped":1}}"#;
+        let report: Report = serde_json::from_str(text).unwrap();
+        let data =
+            Baseline::from_reports("r", &[("a.json".into(), report.clone())], Some(7)).unwrap();
+        assert_eq!(data.steps["migrations/restart"], Status::Passed);
+        assert_eq!(data.steps["migrations/after"], Status::Skipped);
+        assert_eq!(data.metrics["migrations/restart_ms"], 3.0);
+        assert_eq!(data.closure_size_bytes, Some(7));
+        let error = Baseline::from_reports(
+            "r",
+            &[("a.json".into(), report.clone()), ("b.json".into(), report)],
+            None,
+        )
+        .unwrap_err();
+        assert_eq!(
+            error,
+            BaselineError::DuplicateScenario {
+                scenario: "migrations".into(),
+                first: "a.json".into(),
+                second: "b.json".into()
+            }
+        );
+        let json = serde_json::to_string(&data).unwrap();
+        assert_eq!(Baseline::from_json(&json).unwrap(), data);
+        let future = json.replace("\"schema_version\":1", "\"schema_version\":2");
+        assert!(Baseline::from_json(&future)
+            .unwrap_err()
+            .contains("schema version 2"));
+    }
+}
