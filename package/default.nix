@@ -70,6 +70,10 @@ let
   # Where the application and its static files live in $out (ARCHITECTURE.md).
   appSubdir = "share/bitpoll/app";
   staticSubdir = "share/bitpoll/static";
+  # The ops tool's program and the modules it imports (package/files/bitpoll_ops*.py).
+  opsModules = lib.filter (name: lib.hasPrefix "bitpoll_ops" name && lib.hasSuffix ".py" name) (
+    lib.attrNames (builtins.readDir ./files)
+  );
   wrappers = [
     "bitpoll-manage"
     "bitpoll-server"
@@ -149,7 +153,10 @@ stdenvNoCC.mkDerivation (finalAttrs: {
     app="$out/${appSubdir}"
     mkdir -p "$app" "$out/bin"
     cp -r manage.py bitpoll locale "$app/"
-    install -m 0644 ${./files/bitpoll_ops.py} "$app/bitpoll_ops.py"
+    # The ops tool: bitpoll_ops.py and the modules it imports, side by side.
+    ${lib.concatMapStrings (name: ''
+      install -m 0644 ${./files + "/${name}"} "$app/${name}"
+    '') opsModules}
     # scss/main.scss refers to this font; collectstatic copies it into the static files, after
     # which the link is removed again (below), so that the font package stays out of the
     # runtime closure: the static copy is all the server reads.

@@ -197,6 +197,12 @@ def tree_digest(root, exclude=(".git",)):
     return h.hexdigest()[:16]
 
 
+def ops_modules():
+    """The ops tool's files: bitpoll_ops.py and the modules it imports, installed side by side
+    in the app directory, as package/default.nix installs every package/files/bitpoll_ops*.py."""
+    return sorted(name for name in os.listdir(FILES) if name.startswith("bitpoll_ops") and name.endswith(".py"))
+
+
 def venv_plan(src):
     """(pip install argument lists, files that key the venv) for this checkout."""
     if is_previous_release(src) or not os.path.exists(CONSTRAINTS):
@@ -299,7 +305,7 @@ def _prepare(src, version, python):
     venv = build_venv(src, python)
     venv_python = os.path.join(venv, "bin", "python")
     files = [os.path.join(FILES, name) for name in
-             ("settings_local.py", "bitpoll_ops.py", *(f"{w}.in" for w in WRAPPERS))]
+             ("settings_local.py", *ops_modules(), *(f"{w}.in" for w in WRAPPERS))]
     key = digest(tree_digest(src), venv, version, *(read(f) for f in files))
     root = os.path.join(cache_dir(), f"app-{key}")
     build = Build(root, venv_python, version)
@@ -312,7 +318,8 @@ def _prepare(src, version, python):
         shutil.copytree(src, build.app_dir, ignore=shutil.ignore_patterns(".git", "__pycache__"))
         shutil.copyfile(os.path.join(FILES, "settings_local.py"),
                         os.path.join(build.app_dir, "bitpoll", "settings_local.py"))
-        shutil.copyfile(os.path.join(FILES, "bitpoll_ops.py"), os.path.join(build.app_dir, "bitpoll_ops.py"))
+        for module in ops_modules():
+            shutil.copyfile(os.path.join(FILES, module), os.path.join(build.app_dir, module))
         stand_in_font(build.app_dir)
         os.makedirs(build.bin_dir)
         values = {"python": venv_python, "appDir": build.app_dir, "staticRoot": build.static_root,

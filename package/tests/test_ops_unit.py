@@ -23,7 +23,10 @@ import time
 import pytest
 
 import bitpoll_ops as ops
-from package_paths import FILES
+import bitpoll_ops_archive as ops_archive
+import bitpoll_ops_base as ops_base
+import bitpoll_ops_restore as ops_restore
+from package_paths import FILES, OPS_MODULES
 
 FAKE_MANAGE = """\
 import json, os, sys
@@ -54,7 +57,7 @@ def site(tmp_path, monkeypatch):
     monkeypatch.setenv("BITPOLL_APP_DIR", str(app))
     monkeypatch.setenv("BITPOLL_VERSION", "0.11.0")
     monkeypatch.setenv("FAKE_MANAGE_LOG", str(tmp_path / "manage.log"))
-    ops.ensure_secrets(ops.Environment())
+    ops_base.ensure_secrets(ops_base.Environment())
     database = sqlite3.connect(state / "bitpoll.sqlite3")
     with database:
         database.execute("CREATE TABLE poll (id INTEGER PRIMARY KEY, title TEXT)")
@@ -139,7 +142,7 @@ def test_backup_layout_and_manifest(site):
 def test_backup_uses_secrets_from_credentials(site, monkeypatch):
     credentials = site / "credentials"
     credentials.mkdir()
-    key = ops.generate_secret("encryption_key")
+    key = ops_base.generate_secret("encryption_key")
     (credentials / "encryption_key").write_bytes(key + b"\n")
     monkeypatch.setenv("CREDENTIALS_DIRECTORY", str(credentials))
     with tarfile.open(make_backup(site)) as tar:
@@ -162,7 +165,7 @@ def test_rotation_keeps_newest(site):
 def test_rotate_orders_by_time_in_name(tmp_path):
     for stamp in ("20261101T000000.000000Z", "20250101T000000.000000Z", "20261123T000000.000001Z"):
         (tmp_path / f"bitpoll-backup-{stamp}.tar.gz").write_text("")
-    assert ops.rotate(str(tmp_path), 1) == ["bitpoll-backup-20250101T000000.000000Z.tar.gz",
+    assert ops_archive.rotate(str(tmp_path), 1) == ["bitpoll-backup-20250101T000000.000000Z.tar.gz",
                                             "bitpoll-backup-20261101T000000.000000Z.tar.gz"]
 
 
@@ -183,7 +186,7 @@ def test_failed_backup_leaves_earlier_ones_and_no_temp_file(site, monkeypatch, f
             if os.readlink(f"/proc/self/fd/{fd}").endswith(".tmp"):
                 raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
             return real_fsync(fd)
-        monkeypatch.setattr(ops.os, "fsync", fail)
+        monkeypatch.setattr(ops_base.os, "fsync", fail)
     else:
         original = tarfile.TarFile.addfile
         calls = []
@@ -314,17 +317,17 @@ def test_missing_archive(site):
 
 def test_restore_round_trip_with_safety_backup(site):
     archive = make_backup(site)
-    secrets_before = {n: (site / "state" / "secrets" / n).read_bytes() for n in ops.SECRET_NAMES}
+    secrets_before = {n: (site / "state" / "secrets" / n).read_bytes() for n in ops_base.SECRET_NAMES}
     database = sqlite3.connect(site / "state" / "bitpoll.sqlite3")
     with database:
         database.execute("INSERT INTO poll (title) VALUES ('added after the backup')")
     database.close()
-    for name in ops.SECRET_NAMES:
+    for name in ops_base.SECRET_NAMES:
         (site / "state" / "secrets" / name).unlink()
     out = ok("restore", archive, "--yes", "--backup-dir", str(site / "safety"))
     assert titles(site) == ["lunch", "dinner"]
-    assert {n: (site / "state" / "secrets" / n).read_bytes() for n in ops.SECRET_NAMES} == secrets_before
-    for name in ops.SECRET_NAMES:
+    assert {n: (site / "state" / "secrets" / n).read_bytes() for n in ops_base.SECRET_NAMES} == secrets_before
+    for name in ops_base.SECRET_NAMES:
         assert os.stat(site / "state" / "secrets" / name).st_mode & 0o777 == 0o600
     # The safety backup holds the state as it was just before the restore.
     safety = [p for p in os.listdir(site / "safety") if p.startswith("bitpoll-pre-restore-")]
@@ -335,7 +338,7 @@ def test_restore_round_trip_with_safety_backup(site):
         "added after the backup"
     # Same version: no migration, and the marker says so for the next start.
     assert manage_calls(site) == []
-    assert json.loads((site / "state" / ops.MARKER).read_text())["package"]["version"] == "0.11.0"
+    assert json.loads((site / "state" / ops_base.MARKER).read_text())["package"]["version"] == "0.11.0"
 
 
 def test_restore_without_yes_off_a_terminal(site):
@@ -393,7 +396,7 @@ def fake_gunicorn():
 
 def test_running_server_when_proc_hides_the_process(site, tmp_path):
     """Under ProtectProc=invisible (or hidepid) /proc has no entry for another user's process."""
-    env = ops.Environment()
+    env = ops_base.Environment()
     pid_file = site / "state" / "server.pid"
     hidden_proc = tmp_path / "proc"
     hidden_proc.mkdir()
@@ -401,21 +404,21 @@ def test_running_server_when_proc_hides_the_process(site, tmp_path):
     try:
         pid_file.write_text(f"{server.pid}\n")
         # The process exists, so the cautious answer is "running", although /proc does not say so.
-        assert ops.running_server(env, proc=str(hidden_proc)) == (server.pid, False)
+        assert ops_restore.running_server(env, proc=str(hidden_proc)) == (server.pid, False)
         # Where /proc shows it, its command line confirms it.
-        assert ops.running_server(env) == (server.pid, True)
+        assert ops_restore.running_server(env) == (server.pid, True)
     finally:
         server.kill()
         server.wait()
     # A pid with no process is a stale file, hidden or not.
-    assert ops.running_server(env, proc=str(hidden_proc)) is None
-    assert ops.running_server(env) is None
+    assert ops_restore.running_server(env, proc=str(hidden_proc)) is None
+    assert ops_restore.running_server(env) is None
     # A visible process that is not gunicorn (a recycled pid) does not count.
     pid_file.write_text(f"{os.getpid()}\n")
-    assert ops.running_server(env) is None
+    assert ops_restore.running_server(env) is None
     for garbage in ("", "abc", "0", "-1"):
         pid_file.write_text(garbage)
-        assert ops.running_server(env) is None
+        assert ops_restore.running_server(env) is None
 
 
 def test_restore_refuses_while_a_hidden_server_runs(request):
@@ -430,13 +433,15 @@ def test_restore_refuses_while_a_hidden_server_runs(request):
     shared = pathlib.Path(tempfile.mkdtemp(prefix="bitpoll-hidepid-"))
     request.addfinalizer(lambda: shutil.rmtree(shared, ignore_errors=True))
     (shared / "state").mkdir()
-    shutil.copyfile(os.path.join(FILES, "bitpoll_ops.py"), shared / "bitpoll_ops.py")
+    for module in OPS_MODULES:
+        shutil.copyfile(os.path.join(FILES, module), shared / module)
     # (restore sets a umask of 077 in this process, so the modes are set explicitly.)
     for path in (shared, shared / "state"):
         os.chmod(path, 0o755)
-    os.chmod(shared / "bitpoll_ops.py", 0o644)
-    check = ("import sys, types; sys.path.insert(0, sys.argv[1]); import bitpoll_ops as ops; "
-             "print(ops.running_server(types.SimpleNamespace(state_dir=sys.argv[2])))")
+    for module in OPS_MODULES:
+        os.chmod(shared / module, 0o644)
+    check = ("import sys, types; sys.path.insert(0, sys.argv[1]); import bitpoll_ops_restore as ops_restore; "
+             "print(ops_restore.running_server(types.SimpleNamespace(state_dir=sys.argv[2])))")
     server = fake_gunicorn()
     try:
         (shared / "state" / "server.pid").write_text(f"{server.pid}\n")
@@ -472,17 +477,17 @@ def test_prestart_secrets_and_marker(site, monkeypatch):
     shutil.rmtree(secrets)
     out = ok("prestart")
     assert os.stat(secrets).st_mode & 0o777 == 0o700
-    for name in ops.SECRET_NAMES:
+    for name in ops_base.SECRET_NAMES:
         assert os.stat(secrets / name).st_mode & 0o777 == 0o600
         assert f"created secret {name}" in out
-    assert len(ops.base64.urlsafe_b64decode((secrets / "encryption_key").read_bytes())) == 32
+    assert len(ops_base.base64.urlsafe_b64decode((secrets / "encryption_key").read_bytes())) == 32
     assert manage_calls(site) == [["migrate", "--noinput"]]
-    values = {name: (secrets / name).read_bytes() for name in ops.SECRET_NAMES}
+    values = {name: (secrets / name).read_bytes() for name in ops_base.SECRET_NAMES}
     # Second start: nothing created, nothing migrated.
     out = ok("prestart")
     assert "nothing to migrate" in out and "created" not in out
     assert manage_calls(site) == [["migrate", "--noinput"]]
-    assert {name: (secrets / name).read_bytes() for name in ops.SECRET_NAMES} == values
+    assert {name: (secrets / name).read_bytes() for name in ops_base.SECRET_NAMES} == values
     # A new package (another version or app directory) migrates once more.
     monkeypatch.setenv("BITPOLL_VERSION", "0.11.1")
     assert "the package changed (0.11.0" in ok("prestart")
@@ -494,10 +499,10 @@ def test_prestart_failed_migration_is_retried(site, monkeypatch):
     monkeypatch.setenv("FAKE_MANAGE_EXIT", "1")
     status, _, err = run_ops("prestart")
     assert status == 1 and "manage.py migrate --noinput failed with exit status 1" in err
-    assert not (site / "state" / ops.MARKER).exists()
+    assert not (site / "state" / ops_base.MARKER).exists()
     monkeypatch.setenv("FAKE_MANAGE_EXIT", "0")
     ok("prestart")
-    assert (site / "state" / ops.MARKER).exists()
+    assert (site / "state" / ops_base.MARKER).exists()
     assert len(manage_calls(site)) == 2
 
 
@@ -513,8 +518,8 @@ def test_prestart_passes_configuration_errors_through(site, monkeypatch):
 def test_prestart_leaves_credentials_alone(site, monkeypatch):
     credentials = site / "credentials"
     credentials.mkdir()
-    for name in ops.SECRET_NAMES:
-        (credentials / name).write_bytes(ops.generate_secret(name))
+    for name in ops_base.SECRET_NAMES:
+        (credentials / name).write_bytes(ops_base.generate_secret(name))
         (site / "state" / "secrets" / name).unlink()
     monkeypatch.setenv("CREDENTIALS_DIRECTORY", str(credentials))
     out = ok("prestart")
@@ -556,14 +561,14 @@ def test_restore_failing_midway_names_the_way_back(site, monkeypatch):
     def full_disk(*_args, **_kwargs):
         raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(site / "state" / "secrets"))
     # The database is restored, then writing the secrets fails.
-    original = ops.restore_secrets
-    monkeypatch.setattr(ops, "restore_secrets", full_disk)
+    original = ops_restore.restore_secrets
+    monkeypatch.setattr(ops_restore, "restore_secrets", full_disk)
     status, out, err = run_ops("restore", archive, "--yes", "--backup-dir", str(site / "safety"))
     assert status == 1
     safety = re.search(r"safety backup of the current state: (\S+)", out).group(1)
     assert "restore failed midway: No space left on device" in err
     assert f"to go back: bitpoll-ops restore {safety} --yes" in err
-    monkeypatch.setattr(ops, "restore_secrets", original)
+    monkeypatch.setattr(ops_restore, "restore_secrets", original)
     assert titles(site) == ["lunch", "dinner"]  # the half-done restore
     ok("restore", safety, "--yes", "--backup-dir", str(site / "safety"))
     assert titles(site) == ["lunch", "dinner", "new"]
