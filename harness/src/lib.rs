@@ -10,11 +10,10 @@
 //! `gate` compares a run with a `baseline`; `nix` runs the programs and `flake` names things.
 
 pub mod cli;
+pub mod command;
 pub mod execution;
-pub mod gate;
+pub mod exit;
 pub mod nix;
 pub mod report;
 pub mod scenario;
 pub mod target;
-pub mod validate;
-pub mod vm;

@@ -2,7 +2,8 @@ use std::process::ExitCode;
 
 use clap::Parser;
 
-use bitpoll_harness::cli::{execute, Cli, EXIT_USAGE};
+use bitpoll_harness::cli::{execute, Cli};
+use bitpoll_harness::exit::EXIT_USAGE;
 
 fn main() -> ExitCode {
     let cli = Cli::parse();

@@ -1,7 +1,8 @@
-//! The commands that drive Nix and what they need: running `nix` (`invoke`, re-exported here),
-//! naming things in the flake (`flake`), scoring units' `hardening` and Django's
-//! `deploy_check` for `validate`, and the gate's `baseline`, `thresholds` and `comparison`
-//! (whose differences are `finding`s).
+//! The Nix-driving side of the harness: running `nix` (`invoke`, re-exported here), naming
+//! things in the flake (`flake`), building and reading scenarios' VM tests (`vm_test`), what
+//! `lib.inspectConfiguration` returns (`inspection`), scoring units' `hardening` and Django's
+//! `deploy_check`, and the gate's `baseline`, `thresholds` and `comparison` (whose differences
+//! are `finding`s).
 
 mod invoke;
 
@@ -11,6 +12,8 @@ pub mod deploy_check;
 pub mod finding;
 pub mod flake;
 pub mod hardening;
+pub mod inspection;
 pub mod thresholds;
+pub mod vm_test;
 
 pub use invoke::{error_message, Captured, Nix, NixError, EXPERIMENTAL_FEATURES};

@@ -56,8 +56,9 @@ import {inspect} {{
     if !output.status.success() {
         return Err(String::from_utf8_lossy(&output.stderr).into_owned().into());
     }
-    let inspection: bitpoll_harness::validate::Inspection = serde_json::from_slice(&output.stdout)
-        .map_err(|e| format!("validate cannot read inspect.nix's output: {e}"))?;
+    let inspection: bitpoll_harness::nix::inspection::Inspection =
+        serde_json::from_slice(&output.stdout)
+            .map_err(|e| format!("validate cannot read inspect.nix's output: {e}"))?;
     assert_eq!(
         inspection.assertions,
         ["services.bitpoll.baseUrl is on localhost"]
@@ -119,8 +120,9 @@ self.lib.inspectConfiguration {{ system = "x86_64-linux"; module = {{ marker = "
     if !output.status.success() {
         return Err(String::from_utf8_lossy(&output.stderr).into_owned().into());
     }
-    let inspection: bitpoll_harness::validate::Inspection = serde_json::from_slice(&output.stdout)
-        .map_err(|e| format!("validate cannot read the flake's output: {e}"))?;
+    let inspection: bitpoll_harness::nix::inspection::Inspection =
+        serde_json::from_slice(&output.stdout)
+            .map_err(|e| format!("validate cannot read the flake's output: {e}"))?;
     assert_eq!(
         inspection.warnings,
         [

@@ -3,21 +3,51 @@
 //! (`baseline`); or, with `--from-reports`, takes the results from the harness's JSON reports
 //! of an earlier run, which needs no Nix.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use anyhow::Context as _;
 
-use crate::cli::{GateArgs, EXIT_FAILED, EXIT_USAGE};
+use crate::exit::{EXIT_FAILED, EXIT_USAGE};
 use crate::nix::baseline::Baseline;
 use crate::nix::comparison::compare;
-use crate::nix::flake::{self, FlakeRef};
+use crate::nix::flake::{self, FlakeRef, DEFAULT_FLAKE};
 use crate::nix::thresholds::Thresholds;
+use crate::nix::vm_test::{self, TestBuild};
 use crate::nix::{Nix, NixError};
-use crate::report::output::write_atomic;
-use crate::report::output::Format;
+use crate::report::output::{write_atomic, Format};
 use crate::report::Report;
-use crate::vm::{self, TestBuild};
+
+#[derive(Debug, clap::Args)]
+pub struct GateArgs {
+    /// The nixpkgs to try (a flake reference such as github:NixOS/nixpkgs/nixos-unstable).
+    #[arg(long, value_name = "REF", required_unless_present = "from_reports")]
+    pub nixpkgs: Option<String>,
+    /// Instead of running the suite, read the harness's JSON reports (*.json) in DIR; needs
+    /// no Nix.
+    #[arg(long, value_name = "DIR", conflicts_with_all = ["nixpkgs", "scenarios"])]
+    pub from_reports: Option<PathBuf>,
+    /// The flake whose checks to run.
+    #[arg(long, value_name = "REF", default_value = DEFAULT_FLAKE)]
+    pub flake: String,
+    /// The Nix system whose checks to build (default: this machine's).
+    #[arg(long, value_name = "SYSTEM")]
+    pub system: Option<String>,
+    /// The baseline to compare with (docs/nix-commands.md); without one, a failed step is the
+    /// only regression.
+    #[arg(long, value_name = "FILE")]
+    pub baseline: Option<PathBuf>,
+    /// Write this run's data as a baseline.
+    #[arg(long, value_name = "FILE")]
+    pub save_baseline: Option<PathBuf>,
+    /// Where the data came from, stored as the saved baseline's `source` (default: the
+    /// nixpkgs reference and system, or the reports' directory and scenarios).
+    #[arg(long, value_name = "TEXT", requires = "save_baseline")]
+    pub note: Option<String>,
+    /// A scenario to run; repeatable (default: every VM check of the flake).
+    #[arg(long = "scenario", value_name = "NAME")]
+    pub scenarios: Vec<String>,
+}
 
 /// Every harness report (`*.json`) in a directory, by file name, in order.
 pub fn reports_in(dir: &Path) -> anyhow::Result<Vec<(String, Report)>> {
@@ -152,22 +182,22 @@ fn run_suite(args: &GateArgs) -> anyhow::Result<Result<Baseline, ExitCode>> {
     .map(|s| s.to_string())
     .collect();
     let nix = Nix::default();
-    let checks = vm::flake_checks(&nix, &flake, &system, &overrides)?;
+    let checks = vm_test::flake_checks(&nix, &flake, &system, &overrides)?;
     let mut scenarios = if args.scenarios.is_empty() {
-        vm::scenarios_of(&checks)
+        vm_test::scenarios_of(&checks)
     } else {
         args.scenarios.clone()
     };
     // A scenario named twice runs once: the baseline holds each scenario once.
     let mut seen = std::collections::BTreeSet::new();
     scenarios.retain(|scenario| seen.insert(scenario.clone()));
-    vm::ensure_checks(&checks, &scenarios, &flake, &system)?;
+    vm_test::ensure_checks(&checks, &scenarios, &flake, &system)?;
     let builds = scenarios
         .iter()
         .map(|scenario| {
             Ok(TestBuild {
                 scenario: scenario.clone(),
-                args: vm::build_args(
+                args: vm_test::build_args(
                     &overrides,
                     &flake.installable(&format!(
                         "checks.{system}.{}.run",
@@ -178,7 +208,7 @@ fn run_suite(args: &GateArgs) -> anyhow::Result<Result<Baseline, ExitCode>> {
         })
         .collect::<Result<Vec<_>, flake::FlakeError>>()?;
     // Every scenario runs: the comparison needs all of them, failed or not.
-    let result = vm::run_suite(&nix, &builds, true, Format::Human);
+    let result = vm_test::run_suite(&nix, &builds, true, Format::Human);
     if !result.errors.is_empty() {
         eprintln!(
             "error: {} scenario(s) produced no report; no comparison",
@@ -187,7 +217,7 @@ fn run_suite(args: &GateArgs) -> anyhow::Result<Result<Baseline, ExitCode>> {
         return Ok(Err(ExitCode::from(EXIT_USAGE)));
     }
     let size = package_closure_size(&nix, &flake, &system, &overrides)?;
-    let report = vm::merged_report(result.scenarios);
+    let report = vm_test::merged_report(result.scenarios);
     let current = Baseline::from_reports(
         &format!("nixpkgs {nixpkgs} on {system}"),
         &[("the VM suite".to_string(), report)],
@@ -203,7 +233,7 @@ fn package_closure_size(
     overrides: &[String],
 ) -> Result<u64, NixError> {
     let installable = flake.installable(&format!("packages.{system}.bitpoll"));
-    let paths = nix.build(&vm::build_args(overrides, &installable))?;
+    let paths = nix.build(&vm_test::build_args(overrides, &installable))?;
     let path = paths[0].display().to_string();
     let args: Vec<String> = ["path-info", "--closure-size", "--json", &path]
         .iter()

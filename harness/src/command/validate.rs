@@ -4,52 +4,38 @@
 //! builds the package and runs Django's deploy checks on the rendered settings; otherwise each
 //! scenario runs against a VM built from it (`lib.mkValidationTest`).
 
-use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use anyhow::Context as _;
-use serde::Deserialize;
 
-use crate::cli::{ValidateArgs, EXIT_FAILED, EXIT_USAGE};
+use crate::exit::{EXIT_FAILED, EXIT_USAGE};
 use crate::nix::deploy_check::{self, EXIT_CONFIG};
-use crate::nix::flake::{self, FlakeRef};
+use crate::nix::flake::{self, FlakeRef, DEFAULT_FLAKE};
 use crate::nix::hardening::{self, BUDGET};
+use crate::nix::inspection::{Buildable, Inspection};
+use crate::nix::vm_test::{self, TestBuild};
 use crate::nix::{Nix, NixError};
 use crate::report::output::Format;
-use crate::vm::{self, TestBuild};
 
-/// What `lib.inspectConfiguration` returns (nix-tests/inspect.nix).
-#[derive(Debug, Clone, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct Inspection {
-    /// Messages of the failed assertions, as NixOS would print them.
-    pub assertions: Vec<String>,
-    pub warnings: Vec<String>,
-    /// Unit name to unit file text, for every unit of services.bitpoll.
-    pub units: BTreeMap<String, String>,
-    /// The settings file the service reads (BITPOLL_SETTINGS_FILE).
-    pub settings_file: Option<Buildable>,
-    pub package: Option<Buildable>,
-}
-
-/// A store path and the derivation that builds it.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct Buildable {
-    pub path: String,
-    pub drv_path: String,
-}
-
-impl Buildable {
-    /// `nix build --no-link --print-out-paths DRV^out`.
-    pub fn build_args(&self) -> Vec<String> {
-        ["build", "--no-link", "--print-out-paths"]
-            .iter()
-            .map(|s| s.to_string())
-            .chain([format!("{}^out", self.drv_path)])
-            .collect()
-    }
+#[derive(Debug, clap::Args)]
+pub struct ValidateArgs {
+    /// The NixOS module that configures services.bitpoll.
+    #[arg(long, value_name = "FILE.nix")]
+    pub config: PathBuf,
+    /// A scenario to run against the VM; repeatable (default: every scenario).
+    #[arg(long = "scenario", value_name = "NAME", conflicts_with = "eval_only")]
+    pub scenarios: Vec<String>,
+    /// No VM: evaluate the configuration, score the units' hardening, build the package and
+    /// run `bitpoll-manage check --deploy` on the rendered settings.
+    #[arg(long)]
+    pub eval_only: bool,
+    /// The flake providing lib.inspectConfiguration and lib.mkValidationTest.
+    #[arg(long, value_name = "REF", default_value = DEFAULT_FLAKE)]
+    pub flake: String,
+    /// The Nix system to evaluate and build for (default: this machine's).
+    #[arg(long, value_name = "SYSTEM")]
+    pub system: Option<String>,
 }
 
 /// `bitpoll-harness validate`.
@@ -95,7 +81,7 @@ fn in_vms(
             .map_err(|error| explain(error, config))?;
         let names: Vec<String> = serde_json::from_value(names)
             .context("lib.mkValidationTest did not return an attribute set of tests")?;
-        vm::scenarios_of(&names)
+        vm_test::scenarios_of(&names)
     } else {
         scenarios.to_vec()
     };
@@ -122,13 +108,13 @@ fn in_vms(
         })
         .collect::<Result<Vec<_>, flake::FlakeError>>()?;
     // An administrator wants the whole picture, so every scenario runs even after one failed.
-    let result = vm::run_suite(nix, &builds, true, Format::Human);
+    let result = vm_test::run_suite(nix, &builds, true, Format::Human);
     for error in &result.errors {
         if let Some(hint) = hint(error, config) {
             eprintln!("{hint}");
         }
     }
-    vm::emit(result, Format::Human, None, None)
+    vm_test::emit(result, Format::Human, None, None)
 }
 
 fn eval_only(nix: &Nix, flake: &FlakeRef, system: &str, config: &Path) -> anyhow::Result<ExitCode> {

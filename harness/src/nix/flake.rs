@@ -3,6 +3,9 @@
 
 use std::path::{Path, PathBuf};
 
+/// The flake whose checks and lib the Nix commands use.
+pub const DEFAULT_FLAKE: &str = ".";
+
 #[derive(Debug, thiserror::Error)]
 pub enum FlakeError {
     #[error("--flake `{0}` must be a flake reference without an attribute (no `#`), such as `.` or `github:OWNER/bitpoll-nix`")]

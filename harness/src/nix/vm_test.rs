@@ -3,17 +3,15 @@
 //! VM left in the output: `harness-status` and `report.json` (docs/vm-tests.md). The `vm`,
 //! `validate` and `gate` commands all go through here.
 
-use std::os::unix::process::CommandExt as _;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::ExitCode;
 
-use crate::cli::{VmArgs, EXIT_FAILED, EXIT_USAGE};
+use super::flake::{self, FlakeRef};
 use crate::execution::runner::new_run_id;
-use crate::nix::flake::{self, FlakeRef};
+use crate::exit::{EXIT_FAILED, EXIT_USAGE};
 use crate::nix::{Nix, NixError};
-use crate::report::output::Format;
-use crate::report::{human, output};
-use crate::report::{Report, ScenarioReport};
+use crate::report::output::{self, Format};
+use crate::report::{human, Report, ScenarioReport, Status};
 
 #[derive(Debug, thiserror::Error)]
 pub enum VmError {
@@ -56,7 +54,7 @@ impl SuiteResult {
     pub fn failed(&self) -> bool {
         self.scenarios
             .iter()
-            .any(|scenario| scenario.status == crate::report::Status::Failed)
+            .any(|scenario| scenario.status == Status::Failed)
     }
 
     /// 2 when a run produced no verdict, 1 when a step failed, 0 otherwise (as `run`).
@@ -242,81 +240,4 @@ pub fn emit(
     let report = merged_report(result.scenarios);
     output::emit(&report, format, report_path, junit_path)?;
     Ok(ExitCode::from(code))
-}
-
-/// `bitpoll-harness vm SCENARIO...`.
-pub fn command(args: &VmArgs) -> anyhow::Result<ExitCode> {
-    let flake = FlakeRef::parse(&args.flake)?;
-    let system = match &args.system {
-        Some(system) => system.clone(),
-        None => flake::current_system()?,
-    };
-    if args.interactive && args.scenarios.len() != 1 {
-        anyhow::bail!(
-            "--interactive starts one scenario's test driver; name exactly one scenario (got {})",
-            args.scenarios.len()
-        );
-    }
-    let nix = Nix::default();
-    let checks = flake_checks(&nix, &flake, &system, &[])?;
-    ensure_checks(&checks, &args.scenarios, &flake, &system)?;
-    if args.interactive {
-        return interactive(&nix, &flake, &system, &args.scenarios[0]);
-    }
-    let extra: Vec<String> = if args.keep_going {
-        vec!["--keep-going".into()]
-    } else {
-        Vec::new()
-    };
-    let builds = args
-        .scenarios
-        .iter()
-        .map(|scenario| {
-            Ok(TestBuild {
-                scenario: scenario.clone(),
-                args: build_args(
-                    &extra,
-                    &flake.installable(&format!(
-                        "checks.{system}.{}.run",
-                        flake::check_name(scenario)?
-                    )),
-                ),
-            })
-        })
-        .collect::<Result<Vec<_>, VmError>>()?;
-    let result = run_suite(&nix, &builds, args.keep_going, args.format);
-    emit(
-        result,
-        args.format,
-        args.report.as_deref(),
-        args.junit.as_deref(),
-    )
-}
-
-/// Builds the test's interactive driver and hands the terminal to it; returns only on error.
-fn interactive(
-    nix: &Nix,
-    flake: &FlakeRef,
-    system: &str,
-    scenario: &str,
-) -> anyhow::Result<ExitCode> {
-    let installable = flake.installable(&format!(
-        "checks.{system}.{}.driverInteractive",
-        flake::check_name(scenario)?
-    ));
-    let args: Vec<String> = ["build", "--no-link", "--print-out-paths", &installable]
-        .iter()
-        .map(|s| s.to_string())
-        .collect();
-    let paths = nix.build(&args)?;
-    let driver: PathBuf = paths[0].join("bin/nixos-test-driver");
-    eprintln!(
-        "starting {} (test_script() runs the whole test; server.shell_interact() opens a shell)",
-        driver.display()
-    );
-    let error = std::process::Command::new(&driver).exec();
-    Err(anyhow::anyhow!(
-        "cannot start {}: {error}",
-        driver.display()
-    ))
 }

@@ -1,0 +1,202 @@
+//! `bitpoll-harness run`: scenarios loaded by path or name and run against a target (`local`
+//! or `ssh://`), with per-step progress, the JSON report and JUnit XML.
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{bail, Context as _};
+
+use crate::execution::actions::Context;
+use crate::execution::capabilities::Capabilities;
+use crate::execution::runner::{new_run_id, run_scenario, RunOptions};
+use crate::exit::EXIT_FAILED;
+use crate::report::output::{self, Format};
+use crate::report::{human, Report, StepReport};
+use crate::scenario::{files, parse, Scenario};
+use crate::target::http::HttpClient;
+use crate::target::local::LocalTarget;
+use crate::target::ssh::{default_known_hosts, HostKeyPolicy, SshAddress, SshOptions, SshTarget};
+use crate::target::Target;
+
+#[derive(Debug, clap::Args)]
+pub struct RunArgs {
+    /// Scenario files, or names of scenarios in the scenario directory.
+    #[arg(required = true)]
+    pub scenarios: Vec<String>,
+    /// The scenario directory names are looked up in (default: $BITPOLL_HARNESS_SCENARIOS, else
+    /// ./scenarios, else the scenarios installed with the harness).
+    #[arg(long = "scenarios", value_name = "DIR")]
+    pub scenario_dir: Option<PathBuf>,
+    /// Where commands run: `local`, or `ssh://USER@HOST[:PORT]`.
+    #[arg(long, env = "BITPOLL_HARNESS_TARGET")]
+    pub target: String,
+    /// Private key for the ssh target (default: ssh-agent).
+    #[arg(long, value_name = "KEYFILE", env = "BITPOLL_HARNESS_IDENTITY")]
+    pub identity: Option<PathBuf>,
+    /// Host key policy for the ssh target.
+    #[arg(
+        long,
+        value_enum,
+        default_value = "strict",
+        env = "BITPOLL_HARNESS_KNOWN_HOSTS"
+    )]
+    pub known_hosts: HostKeyPolicy,
+    /// Known-hosts file for the ssh target (default: ~/.ssh/known_hosts).
+    #[arg(long, value_name = "PATH", env = "BITPOLL_HARNESS_KNOWN_HOSTS_FILE")]
+    pub known_hosts_file: Option<PathBuf>,
+    /// The deployment's base URL, for http steps (such as http://127.0.0.1:8080).
+    #[arg(long, value_name = "URL", env = "BITPOLL_HARNESS_BASE_URL")]
+    pub base_url: Option<String>,
+    /// Override a variable declared in a scenario's [vars]; repeatable.
+    #[arg(long = "var", value_name = "NAME=VALUE")]
+    pub vars: Vec<String>,
+    /// Output on stdout: per-step lines for people, or the JSON report.
+    #[arg(long, value_enum, default_value = "human")]
+    pub format: Format,
+    /// Also write JUnit XML here.
+    #[arg(long, value_name = "PATH")]
+    pub junit: Option<PathBuf>,
+    /// Also write the JSON report here.
+    #[arg(long, value_name = "PATH")]
+    pub report: Option<PathBuf>,
+}
+
+fn load_scenarios(arguments: &[String], dir: Option<&Path>) -> anyhow::Result<Vec<Scenario>> {
+    let mut scenarios = Vec::new();
+    let mut errors = Vec::new();
+    // Only names need the directory; paths work without one.
+    let dir = files::directory(dir);
+    for argument in arguments {
+        let found = match &dir {
+            Ok(dir) => files::resolve(argument, dir),
+            Err(_) if Path::new(argument).is_file() => Ok(PathBuf::from(argument)),
+            Err(message) => Err(format!("no scenario `{argument}`: {message}")),
+        };
+        match found {
+            Err(message) => errors.push(message),
+            Ok(path) => match parse::load(&path) {
+                Ok(scenario) => scenarios.push(scenario),
+                Err(diagnostics) => errors.push(diagnostics.to_string()),
+            },
+        }
+    }
+    if !errors.is_empty() {
+        bail!("{}", errors.join("\n"));
+    }
+    Ok(scenarios)
+}
+
+/// `--var NAME=VALUE`; a name no scenario declares is a mistake, not a silent no-op.
+fn parse_overrides(
+    arguments: &[String],
+    scenarios: &[Scenario],
+) -> anyhow::Result<Vec<(String, String)>> {
+    arguments
+        .iter()
+        .map(|argument| {
+            let (name, value) = argument
+                .split_once('=')
+                .with_context(|| format!("--var `{argument}` is not NAME=VALUE"))?;
+            let declared = scenarios
+                .iter()
+                .any(|scenario| scenario.vars.iter().any(|(var, _)| var == name));
+            if !declared {
+                let mut known: Vec<&str> = scenarios
+                    .iter()
+                    .flat_map(|scenario| scenario.vars.iter().map(|(var, _)| var.as_str()))
+                    .collect();
+                known.sort_unstable();
+                known.dedup();
+                let known = if known.is_empty() {
+                    "they declare none".to_string()
+                } else {
+                    format!("they declare: {}", known.join(", "))
+                };
+                bail!("--var {name}: no scenario of this run declares `{name}` in [vars]; {known}");
+            }
+            Ok((name.to_string(), value.to_string()))
+        })
+        .collect()
+}
+
+fn connect(args: &RunArgs) -> anyhow::Result<Arc<dyn Target>> {
+    if args.target == "local" {
+        return Ok(Arc::new(LocalTarget));
+    }
+    let address = SshAddress::parse(&args.target).map_err(anyhow::Error::msg)?;
+    let options = SshOptions {
+        identity: args.identity.clone(),
+        policy: args.known_hosts,
+        known_hosts: args
+            .known_hosts_file
+            .clone()
+            .unwrap_or_else(default_known_hosts),
+        connect_timeout: Duration::from_secs(20),
+    };
+    Ok(Arc::new(SshTarget::connect(address, &options)?))
+}
+
+/// `bitpoll-harness run SCENARIO...`.
+pub fn command(args: &RunArgs) -> anyhow::Result<ExitCode> {
+    let scenarios = load_scenarios(&args.scenarios, args.scenario_dir.as_deref())?;
+    let overrides = parse_overrides(&args.vars, &scenarios)?;
+    if args.base_url.is_none() {
+        if let Some(scenario) = scenarios.iter().find(|s| s.has_http_steps()) {
+            bail!(
+                "scenario `{}` has http steps; pass --base-url URL",
+                scenario.name
+            );
+        }
+    }
+    let target = connect(args)?;
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")?;
+    let context = Context {
+        target: Arc::clone(&target),
+        http: HttpClient::new(args.base_url.clone()).context("cannot build the http client")?,
+    };
+    let capabilities = Capabilities::probe(target.as_ref());
+    let options = RunOptions {
+        run_id: new_run_id(),
+        base_url: args.base_url.clone(),
+        overrides,
+    };
+    let mut reports = Vec::new();
+    for scenario in &scenarios {
+        output::progress(
+            args.format,
+            &human::scenario_header(
+                &scenario.name,
+                &scenario.file.display().to_string(),
+                &target.describe(),
+            ),
+        );
+        let mut progress =
+            |step: &StepReport| output::progress(args.format, &human::step_lines(step));
+        let report = runtime.block_on(run_scenario(
+            scenario,
+            &context,
+            &capabilities,
+            &options,
+            &mut progress,
+        ));
+        output::progress(args.format, &human::scenario_footer(&report));
+        reports.push(report);
+    }
+    let report = Report::new(options.run_id, target.describe(), reports);
+    output::emit(
+        &report,
+        args.format,
+        args.report.as_deref(),
+        args.junit.as_deref(),
+    )?;
+    Ok(if report.failed() {
+        ExitCode::from(EXIT_FAILED)
+    } else {
+        ExitCode::SUCCESS
+    })
+}
