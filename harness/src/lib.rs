@@ -1,13 +1,18 @@
 //! bitpoll-harness: runs declarative scenarios that prove a Bitpoll deployment works.
 //!
-//! The flow: `parse` turns a TOML file into a checked `scenario::Scenario`; `runner` renders
-//! each step's templates, performs it through `actions` on a `target::Target` (local or ssh)
-//! or over `http`, checks it with `expect`, takes its `capture`s, and builds a `report`, which
-//! `human` and `junit` print and serde writes as JSON.
+//! The flow: `scenario::parse` turns a TOML file into a checked `scenario::Scenario`;
+//! `execution::runner` renders each step's templates, performs it through `execution::actions`
+//! on a `target::Target` (`target::local` or `target::ssh`) or over `target::http`, checks it
+//! with `execution::expect`, takes its `execution::capture`s, and builds a `report::Report`,
+//! which `report::human` and `report::junit` print, serde writes as JSON and `report::output`
+//! sends where it belongs.
 //!
-//! The Nix-driving commands: `vm` builds scenarios' VM tests through `nix` and reads their
-//! reports, `validate` checks an administrator's configuration (`hardening`, `deploy_check`),
-//! `gate` compares a run with a `baseline`; `nix` runs the programs and `flake` names things.
+//! The command line: `cli` dispatches to one module per subcommand in `command`, which share
+//! `exit` codes and never import each other. The Nix-driving commands: `command::vm` builds
+//! scenarios' VM tests through `nix::vm_test` and reads their reports, `command::validate`
+//! checks an administrator's configuration (`nix::hardening`, `nix::deploy_check`),
+//! `command::gate` compares a run with a `nix::baseline`; `nix` runs the programs and
+//! `nix::flake` names things.
 
 pub mod cli;
 pub mod command;
