@@ -8,11 +8,14 @@
 
 #[path = "support/container.rs"]
 mod container;
+#[path = "support/summary.rs"]
+mod summary;
 
 use std::path::Path;
 
 use container::{host_skip_reason, repository, Container};
 use libtest_mimic::{Arguments, Failed, Trial};
+use summary::expect_summary;
 
 /// How to boot the container for a scenario and what the scenario needs told.
 struct Case {
@@ -42,18 +45,7 @@ fn run_case(case: &Case) -> Result<(), Failed> {
     let output = command
         .output()
         .map_err(|e| format!("cannot run bitpoll-harness: {e}"))?;
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    let expected = format!("{steps} passed, 0 failed, 0 skipped");
-    let last = stdout.lines().last().unwrap_or_default();
-    if output.status.code() != Some(0) || last != expected {
-        return Err(format!(
-            "expected exit 0 and {expected:?}, got {} and {last:?}:\n{stdout}\n{}",
-            output.status,
-            String::from_utf8_lossy(&output.stderr)
-        )
-        .into());
-    }
-    Ok(())
+    expect_summary(&output, &format!("{steps} passed, 0 failed, 0 skipped"))
 }
 
 /// The environment `bitpoll-container env --export` prints, loaded in a fresh shell, is all
@@ -66,18 +58,7 @@ fn deployment_from_the_printed_environment(up_arguments: &[String]) -> Result<()
         .env("HARNESS", env!("CARGO_BIN_EXE_bitpoll-harness"))
         .output()
         .map_err(|e| format!("cannot run bash: {e}"))?;
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    let expected = format!("{steps} passed, 0 failed, 0 skipped");
-    let last = stdout.lines().last().unwrap_or_default();
-    if output.status.code() != Some(0) || last != expected {
-        return Err(format!(
-            "expected exit 0 and {expected:?}, got {} and {last:?}:\n{stdout}\n{}",
-            output.status,
-            String::from_utf8_lossy(&output.stderr)
-        )
-        .into());
-    }
-    Ok(())
+    expect_summary(&output, &format!("{steps} passed, 0 failed, 0 skipped"))
 }
 
 fn checkout(variable: &str, release: &str) -> Result<String, String> {

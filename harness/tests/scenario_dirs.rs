@@ -35,16 +35,22 @@ fn listed_names(output: &[u8]) -> Vec<String> {
         .collect()
 }
 
-#[test]
-fn list_from_the_root_directory_shows_the_seven_shipped_scenarios() {
-    let output = harness()
+/// `list` run by `binary` from the root directory, without the variable.
+fn listed_from_the_root(binary: &Path) -> Vec<String> {
+    let output = std::process::Command::new(binary)
         .current_dir("/")
         .env_remove("BITPOLL_HARNESS_SCENARIOS")
         .arg("list")
         .output()
         .unwrap();
     assert!(output.status.success(), "{output:?}");
-    assert_eq!(listed_names(&output.stdout), SHIPPED);
+    listed_names(&output.stdout)
+}
+
+#[test]
+fn list_from_the_root_directory_shows_the_seven_shipped_scenarios() {
+    let built = assert_cmd::cargo::cargo_bin("bitpoll-harness");
+    assert_eq!(listed_from_the_root(&built), SHIPPED);
 }
 
 #[test]
@@ -99,14 +105,7 @@ fn an_installed_binary_finds_the_scenarios_the_package_puts_beside_it() {
     .unwrap();
     let binary = prefix.path("bin/bitpoll-harness");
     std::fs::copy(assert_cmd::cargo::cargo_bin("bitpoll-harness"), &binary).unwrap();
-    let output = std::process::Command::new(&binary)
-        .current_dir("/")
-        .env_remove("BITPOLL_HARNESS_SCENARIOS")
-        .arg("list")
-        .output()
-        .unwrap();
-    assert!(output.status.success(), "{output:?}");
-    assert_eq!(listed_names(&output.stdout), ["installed"]);
+    assert_eq!(listed_from_the_root(&binary), ["installed"]);
 }
 
 #[test]

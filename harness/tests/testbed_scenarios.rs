@@ -8,11 +8,14 @@
 
 #[path = "support/process_testbed.rs"]
 mod process_testbed;
+#[path = "support/summary.rs"]
+mod summary;
 
 use std::path::{Path, PathBuf};
 
 use libtest_mimic::{Arguments, Failed, Trial};
 use process_testbed::{skip_reason, Testbed};
+use summary::expect_summary;
 
 fn run_scenario(
     source: &Path,
@@ -37,15 +40,7 @@ fn run_scenario(
         .arg(&report)
         .output()
         .map_err(|e| format!("cannot run bitpoll-harness: {e}"))?;
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    if output.status.code() != Some(0) {
-        return Err(format!("bitpoll-harness exited with {}:\n{stdout}", output.status).into());
-    }
-    let last = stdout.lines().last().unwrap_or_default();
-    if last != summary {
-        return Err(format!("expected the summary {summary:?}, got {last:?}:\n{stdout}").into());
-    }
-    Ok(())
+    expect_summary(&output, summary)
 }
 
 /// `eval "$(bitpoll-testbed env --dir DIR)"` in a fresh shell, then `bitpoll-harness run
@@ -66,17 +61,7 @@ fn deployment_from_the_printed_environment(source: &Path) -> Result<(), Failed> 
         .env("HARNESS", env!("CARGO_BIN_EXE_bitpoll-harness"))
         .output()
         .map_err(|e| format!("cannot run bash: {e}"))?;
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    let last = stdout.lines().last().unwrap_or_default();
-    if output.status.code() != Some(0) || last != "15 passed, 0 failed, 2 skipped" {
-        return Err(format!(
-            "expected exit 0 and 15 passed, got {} and {last:?}:\n{stdout}\n{}",
-            output.status,
-            String::from_utf8_lossy(&output.stderr)
-        )
-        .into());
-    }
-    Ok(())
+    expect_summary(&output, "15 passed, 0 failed, 2 skipped")
 }
 
 fn main() {
