@@ -433,6 +433,13 @@ def check_flake(lib: str, names: list[str]) -> None:
             )
         else:
             print("SKIPPED the harness's source set: lib.fileset needs builtins.readFileType, which this Nix (< 2.14) lacks")
+        result = flake_eval("devShells.x86_64-linux.default", "d: map (p: p.name) d.packages")
+        shell = json.loads(result.stdout) if result.returncode == 0 else []
+        check(
+            result.returncode == 0 and {"cargo", "cargo-nextest", "clippy", "nixfmt", "deadnix", "bitpoll-dev"} <= set(shell),
+            "flake: the development shell evaluates with the facts' stand-ins (Rust tools, Nix linters, bitpoll-dev)",
+            result.stderr.strip()[-1500:] or str(shell),
+        )
         result = flake_eval(
             "checks.x86_64-linux.harness-tests", "d: { inherit (d) name doCheck cargoTestFlags; }"
         )

@@ -20,13 +20,25 @@ let
           inherit (behaviours) "pkgs.writeText";
           "pkgs.stdenv.hostPlatform.system" = system;
           "pkgs.path" = ./stub-nixpkgs;
-          # The harness's own file is evaluated; package/ is not this check's subject.
+          # The harness's own file and the development shell are evaluated; the package is
+          # package/build-script.nix's subject.
           "pkgs.callPackage" =
             file: args:
-            if baseNameOf file == "bitpoll-harness.nix" then
+            if
+              lib.elem (baseNameOf file) [
+                "bitpoll-harness.nix"
+                "devshell.nix"
+              ]
+            then
               lib.callPackageWith pkgs file args
             else
-              derivation "callPackage-${baseNameOf (dirOf file)}-${baseNameOf file}" { inherit args; };
+              # With the passthru of the package's contract (ARCHITECTURE.md) that the
+              # development shell uses.
+              derivation "callPackage-${baseNameOf (dirOf file)}-${baseNameOf file}" {
+                inherit args;
+                pythonEnv = derivation "python3-env" { };
+                appDir = behaviours.storePath "bitpoll/share/bitpoll/app";
+              };
           "pkgs.rustPlatform.buildRustPackage" =
             attrs:
             let
@@ -44,6 +56,9 @@ let
           "pkgs.runCommand" =
             name: env: script:
             derivation name (env // { inherit script; });
+          "pkgs.mkShell" = attrs: derivation "nix-shell" attrs;
+          "pkgs.writeShellApplication" = attrs: derivation attrs.name attrs;
+          "pkgs.rustPlatform.rustLibSrc" = behaviours.storePath "rust-lib-src";
           "pkgs.testers.runNixOSTest" =
             test:
             derivation "vm-test-run-${test.name}" {
