@@ -11,6 +11,8 @@ let
     hasInfix
     mkDefault
     mkIf
+    mkOption
+    types
     ;
   cfg = config.services.bitpoll;
 
@@ -35,6 +37,50 @@ let
   staticRoot = "${cfg.package}/share/bitpoll";
 in
 {
+  options.services.bitpoll = {
+    nginx = {
+      enable = mkOption {
+        type = types.bool;
+        default = false;
+        example = true;
+        description = ''
+          Whether to serve Bitpoll through an nginx virtual host: static files straight from the
+          package in the Nix store with far-future caching, everything else proxied to the
+          service.
+        '';
+      };
+
+      hostName = mkOption {
+        type = types.str;
+        default = "localhost";
+        example = "polls.example.org";
+        description = "Name of the virtual host (its `server_name`).";
+      };
+
+      forceSSL = mkOption {
+        type = types.bool;
+        default = false;
+        example = true;
+        description = ''
+          Whether to redirect HTTP to HTTPS (passed to the virtual host's `forceSSL`). Needs a
+          certificate: {option}`services.bitpoll.nginx.enableACME` or the virtual host's
+          `sslCertificate`.
+        '';
+      };
+
+      enableACME = mkOption {
+        type = types.bool;
+        default = false;
+        example = true;
+        description = ''
+          Whether to get a certificate from Let's Encrypt for the virtual host (passed to its
+          `enableACME`; see {option}`security.acme`).
+        '';
+      };
+    };
+
+  };
+
   config = mkIf (cfg.enable && cfg.nginx.enable) {
     services.nginx = {
       enable = true;

@@ -1,5 +1,6 @@
-# The options of services.bitpoll. Every option has a type, a default, an example and a
-# description; defaults that depend on other options say so in `defaultText`.
+# The options of services.bitpoll (database.nix and nginx.nix declare those of their parts, beside
+# their configuration). Every option has a type, a default, an example and a description;
+# defaults that depend on other options say so in `defaultText`.
 {
   config,
   lib,
@@ -337,119 +338,6 @@ in
         {option}`services.bitpoll.secretSettings`. See
         <https://github.com/fsinfuhh/Bitpoll/blob/master/bitpoll/settings.py>.
       '';
-    };
-
-    database = {
-      type = mkOption {
-        type = types.enum [
-          "sqlite"
-          "postgresql"
-        ];
-        default = "sqlite";
-        example = "postgresql";
-        description = ''
-          Database backend. SQLite keeps the database in {option}`services.bitpoll.dataDir`
-          and needs no setup.
-        '';
-      };
-
-      createLocally = mkOption {
-        type = types.bool;
-        default = true;
-        example = false;
-        description = ''
-          With PostgreSQL: whether to create the database and its role on this machine's
-          PostgreSQL server ({option}`services.postgresql`) and connect over its unix socket
-          with peer authentication (no password). Set to `false` for a remote server.
-        '';
-      };
-
-      host = mkOption {
-        type = types.nullOr types.str;
-        default = null;
-        example = "db.example.org";
-        description = ''
-          PostgreSQL server: a host name, an address or the directory of a unix socket.
-          `null` means the local server's socket directory, {file}`/run/postgresql`.
-        '';
-      };
-
-      port = mkOption {
-        type = types.port;
-        default = 5432;
-        example = 5433;
-        description = "PostgreSQL server port.";
-      };
-
-      name = mkOption {
-        type = types.str;
-        default = "bitpoll";
-        example = "polls";
-        description = "PostgreSQL database name.";
-      };
-
-      user = mkOption {
-        type = types.str;
-        default = cfg.user;
-        defaultText = literalExpression "config.services.bitpoll.user";
-        example = "polls";
-        description = ''
-          PostgreSQL role. With {option}`services.bitpoll.database.createLocally` it must equal
-          the service user (peer authentication) and the database name.
-        '';
-      };
-
-      passwordFile = mkOption {
-        type = types.nullOr types.path;
-        default = null;
-        example = "/run/keys/bitpoll-db-password";
-        description = ''
-          File holding the PostgreSQL password, handed to the service as a credential
-          (`LoadCredential=`). Not needed with peer authentication over a local socket. Give
-          the path as a string: the file must not be in the Nix store.
-        '';
-      };
-    };
-
-    nginx = {
-      enable = mkOption {
-        type = types.bool;
-        default = false;
-        example = true;
-        description = ''
-          Whether to serve Bitpoll through an nginx virtual host: static files straight from the
-          package in the Nix store with far-future caching, everything else proxied to the
-          service.
-        '';
-      };
-
-      hostName = mkOption {
-        type = types.str;
-        default = "localhost";
-        example = "polls.example.org";
-        description = "Name of the virtual host (its `server_name`).";
-      };
-
-      forceSSL = mkOption {
-        type = types.bool;
-        default = false;
-        example = true;
-        description = ''
-          Whether to redirect HTTP to HTTPS (passed to the virtual host's `forceSSL`). Needs a
-          certificate: {option}`services.bitpoll.nginx.enableACME` or the virtual host's
-          `sslCertificate`.
-        '';
-      };
-
-      enableACME = mkOption {
-        type = types.bool;
-        default = false;
-        example = true;
-        description = ''
-          Whether to get a certificate from Let's Encrypt for the virtual host (passed to its
-          `enableACME`; see {option}`security.acme`).
-        '';
-      };
     };
 
     backup = {
