@@ -102,6 +102,19 @@ in
             recommendedProxySettings = true;
           };
 
+          # Bitpoll answers its health endpoint to loopback peers, which nginx is: only this
+          # machine's own probes may pass it on (package/files/bitpoll_health.py).
+          "= /-/health" = {
+            proxyPass = "http://bitpoll";
+            recommendedProxySettings = true;
+            extraConfig = ''
+              allow 127.0.0.1;
+              allow ::1;
+              deny all;
+              access_log off;
+            '';
+          };
+
           # Names with a content hash (name.0123456789ab.css, from staticfiles.json) never
           # change: cache them for a year.
           "~ \"^/static/.+\\.[0-9a-f]{12}\\.[A-Za-z0-9]+$\"" = {

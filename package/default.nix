@@ -70,8 +70,9 @@ let
   # Where the application and its static files live in $out (ARCHITECTURE.md).
   appSubdir = "share/bitpoll/app";
   staticSubdir = "share/bitpoll/static";
-  # The ops tool's program and the modules it imports (package/files/bitpoll_ops*.py).
-  opsModules = lib.filter (name: lib.hasPrefix "bitpoll_ops" name && lib.hasSuffix ".py" name) (
+  # The package's own modules beside manage.py (package/files/bitpoll_*.py): the ops tool's
+  # program and the modules it imports, and the health endpoint's middleware.
+  appModules = lib.filter (name: lib.hasPrefix "bitpoll_" name && lib.hasSuffix ".py" name) (
     lib.attrNames (builtins.readDir ./files)
   );
   wrappers = [
@@ -153,10 +154,10 @@ stdenvNoCC.mkDerivation (finalAttrs: {
     app="$out/${appSubdir}"
     mkdir -p "$app" "$out/bin"
     cp -r manage.py bitpoll locale "$app/"
-    # The ops tool: bitpoll_ops.py and the modules it imports, side by side.
+    # The package's own modules: the ops tool and the health endpoint.
     ${lib.concatMapStrings (name: ''
       install -m 0644 ${./files + "/${name}"} "$app/${name}"
-    '') opsModules}
+    '') appModules}
     # scss/main.scss refers to this font; collectstatic copies it into the static files, after
     # which the link is removed again (below), so that the font package stays out of the
     # runtime closure: the static copy is all the server reads.

@@ -273,7 +273,7 @@ else
     # The layout of ARCHITECTURE.md.
     for path in bin/bitpoll-manage bin/bitpoll-server bin/bitpoll-ops share/bitpoll/app/manage.py \
       share/bitpoll/app/bitpoll/settings_local.py share/bitpoll/app/bitpoll_ops.py \
-      share/bitpoll/static/staticfiles.json $(cd package/files && printf 'share/bitpoll/app/%s ' bitpoll_ops*.py); do
+      share/bitpoll/static/staticfiles.json $(cd package/files && printf 'share/bitpoll/app/%s ' bitpoll_*.py); do
       [[ -e "$out/$path" ]] || fail "package/$which.nix: \$out/$path is missing"
     done
 

@@ -166,10 +166,10 @@ def tree_digest(root, exclude=(".git",)):
     return h.hexdigest()[:16]
 
 
-def ops_modules():
-    """The ops tool's files: bitpoll_ops.py and the modules it imports, installed side by side
-    in the app directory, as package/default.nix installs every package/files/bitpoll_ops*.py."""
-    return sorted(name for name in os.listdir(FILES) if name.startswith("bitpoll_ops") and name.endswith(".py"))
+def app_modules():
+    """The package's own modules beside manage.py (the ops tool, the health endpoint), as
+    package/default.nix installs every package/files/bitpoll_*.py."""
+    return sorted(name for name in os.listdir(FILES) if name.startswith("bitpoll_") and name.endswith(".py"))
 
 
 def venv_plan(src):
@@ -274,7 +274,7 @@ def _prepare(src, version, python):
     venv = build_venv(src, python)
     venv_python = os.path.join(venv, "bin", "python")
     files = [os.path.join(FILES, name) for name in
-             ("settings_local.py", *ops_modules(), *(f"{w}.in" for w in WRAPPERS))]
+             ("settings_local.py", *app_modules(), *(f"{w}.in" for w in WRAPPERS))]
     key = digest(tree_digest(src), venv, version, *(read(f) for f in files))
     root = os.path.join(cache_dir(), f"app-{key}")
     build = Build(root, venv_python, version)
@@ -287,7 +287,7 @@ def _prepare(src, version, python):
         shutil.copytree(src, build.app_dir, ignore=shutil.ignore_patterns(".git", "__pycache__"))
         shutil.copyfile(os.path.join(FILES, "settings_local.py"),
                         os.path.join(build.app_dir, "bitpoll", "settings_local.py"))
-        for module in ops_modules():
+        for module in app_modules():
             shutil.copyfile(os.path.join(FILES, module), os.path.join(build.app_dir, module))
         stand_in_font(build.app_dir)
         os.makedirs(build.bin_dir)

@@ -393,6 +393,10 @@ def test_nginx_with_https():
     hashed = [name for name in locations if name.startswith("~")]
     assert hashed == ['~ "^/static/.+\\.[0-9a-f]{12}\\.[A-Za-z0-9]+$"']
     assert "immutable" in locations[hashed[0]]["extraConfig"]
+    # The health endpoint is passed on to this machine's own probes only.
+    health = locations["= /-/health"]
+    assert health["proxyPass"] == "http://bitpoll"
+    assert health["extraConfig"].split("\n")[:3] == ["allow 127.0.0.1;", "allow ::1;", "deny all;"]
 
 
 def test_nginx_over_tcp_connects_to_loopback_for_a_wildcard_address():

@@ -242,6 +242,14 @@ if isinstance(_upstream_middleware, list):
     MIDDLEWARE_LOCAL = []
 else:
     MIDDLEWARE_LOCAL = [_WHITENOISE]
+# The health endpoint (bitpoll_health.py, beside manage.py) answers local probes right after
+# WhiteNoise, before sessions, CSRF and the rest: no session, no write, and no Host header check
+# for the probe itself (SecurityMiddleware and WhiteNoise, before it, never read the host).
+_HEALTH = "bitpoll_health.HealthMiddleware"
+if isinstance(_upstream_middleware, list):
+    MIDDLEWARE.insert(MIDDLEWARE.index(_WHITENOISE) + 1, _HEALTH)
+else:
+    MIDDLEWARE_LOCAL.append(_HEALTH)
 # The collected files are read-only in the store: no runtime compression or refreshing.
 WHITENOISE_AUTOREFRESH = False
 WHITENOISE_USE_FINDERS = False

@@ -211,7 +211,8 @@ def test_postgresql_password_from_secret(deployment):
 
 
 def test_whitenoise_directly_after_security_middleware(tmp_path, deployment):
-    """settings.py appends MIDDLEWARE_LOCAL at the end; the shim places WhiteNoise second instead."""
+    """settings.py appends MIDDLEWARE_LOCAL at the end; the shim places WhiteNoise second instead,
+    and the health endpoint right after it, before sessions."""
     _, env = deployment
     package = tmp_path / "bitpoll"
     package.mkdir()
@@ -237,6 +238,7 @@ def test_whitenoise_directly_after_security_middleware(tmp_path, deployment):
     assert json.loads(result.stdout) == [
         "django.middleware.security.SecurityMiddleware",
         "whitenoise.middleware.WhiteNoiseMiddleware",
+        "bitpoll_health.HealthMiddleware",
         "django.contrib.sessions.middleware.SessionMiddleware",
         "django.middleware.locale.LocaleMiddleware",
         "extra.Middleware",
