@@ -13,11 +13,16 @@
 //! checks an administrator's configuration (`nix::hardening`, `nix::deploy_check`),
 //! `command::gate` compares a run with a `nix::baseline`; `nix` runs the programs and
 //! `nix::flake` names things.
+//!
+//! Fleets: `fleet` runs the same scenarios on every host of an inventory, side by side, with
+//! live progress and one report; it builds on `execution`, `target` and `report`, and `run`
+//! hands it the work when given `--inventory`.
 
 pub mod cli;
 pub mod command;
 pub mod execution;
 pub mod exit;
+pub mod fleet;
 pub mod nix;
 pub mod report;
 pub mod scenario;

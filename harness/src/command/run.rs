@@ -12,6 +12,10 @@ use crate::execution::actions::Context;
 use crate::execution::capabilities::Capabilities;
 use crate::execution::runner::{new_run_id, run_scenario, RunOptions};
 use crate::exit::EXIT_FAILED;
+use crate::fleet::inventory::Inventory;
+use crate::fleet::run::FleetRun;
+use crate::fleet::{self, flake_hosts, inventory_file};
+use crate::nix::Nix;
 use crate::report::output::{self, Format};
 use crate::report::{human, Report, StepReport};
 use crate::scenario::{files, parse, Scenario};
@@ -30,8 +34,12 @@ pub struct RunArgs {
     #[arg(long = "scenarios", value_name = "DIR")]
     pub scenario_dir: Option<PathBuf>,
     /// Where commands run: `local`, or `ssh://USER@HOST[:PORT]`.
-    #[arg(long, env = "BITPOLL_HARNESS_TARGET")]
-    pub target: String,
+    #[arg(
+        long,
+        env = "BITPOLL_HARNESS_TARGET",
+        required_unless_present_any = ["inventory", "inventory_from_flake"]
+    )]
+    pub target: Option<String>,
     /// Private key for the ssh target (default: ssh-agent).
     #[arg(long, value_name = "KEYFILE", env = "BITPOLL_HARNESS_IDENTITY")]
     pub identity: Option<PathBuf>,
@@ -61,6 +69,29 @@ pub struct RunArgs {
     /// Also write the JSON report here.
     #[arg(long, value_name = "PATH")]
     pub report: Option<PathBuf>,
+    #[command(flatten)]
+    pub fleet: FleetArgs,
+}
+
+/// Running on many hosts at once (docs/fleet.md).
+#[derive(Debug, clap::Args)]
+pub struct FleetArgs {
+    /// Run on every host of this inventory (TOML; see docs/fleet.md) instead of one --target.
+    #[arg(long, value_name = "FILE", conflicts_with_all = ["target", "inventory_from_flake"])]
+    pub inventory: Option<PathBuf>,
+    /// Run on the hosts of a flake's nixosConfigurations (or colmena hive) that enable
+    /// services.bitpoll, as an inventory.
+    #[arg(long, value_name = "REF", conflicts_with = "target")]
+    pub inventory_from_flake: Option<String>,
+    /// Only these hosts: names or tags, comma-separated or repeated.
+    #[arg(long, value_name = "NAME|TAG,...")]
+    pub hosts: Vec<String>,
+    /// Run up to N hosts at once (default: every host, up to 32).
+    #[arg(long, value_name = "N")]
+    pub parallel: Option<usize>,
+    /// Start no further host or scenario once one host has failed or could not be reached.
+    #[arg(long)]
+    pub fail_fast: bool,
 }
 
 fn load_scenarios(arguments: &[String], dir: Option<&Path>) -> anyhow::Result<Vec<Scenario>> {
@@ -121,11 +152,11 @@ fn parse_overrides(
         .collect()
 }
 
-fn connect(args: &RunArgs) -> anyhow::Result<Arc<dyn Target>> {
-    if args.target == "local" {
+fn connect(args: &RunArgs, target: &str) -> anyhow::Result<Arc<dyn Target>> {
+    if target == "local" {
         return Ok(Arc::new(LocalTarget));
     }
-    let address = SshAddress::parse(&args.target).map_err(anyhow::Error::msg)?;
+    let address = SshAddress::parse(target).map_err(anyhow::Error::msg)?;
     let options = SshOptions {
         identity: args.identity.clone(),
         policy: args.known_hosts,
@@ -138,10 +169,47 @@ fn connect(args: &RunArgs) -> anyhow::Result<Arc<dyn Target>> {
     Ok(Arc::new(SshTarget::connect(address, &options)?))
 }
 
+/// The inventory of a fleet run, when one is asked for.
+fn fleet_inventory(args: &RunArgs) -> anyhow::Result<Option<Inventory>> {
+    if let Some(path) = &args.fleet.inventory {
+        return inventory_file::load(path)
+            .map(Some)
+            .map_err(|diagnostics| anyhow::anyhow!("{diagnostics}"));
+    }
+    if let Some(flake) = &args.fleet.inventory_from_flake {
+        return flake_hosts::inventory(&Nix::default(), flake).map(Some);
+    }
+    Ok(None)
+}
+
 /// `bitpoll-harness run SCENARIO...`.
 pub fn command(args: &RunArgs) -> anyhow::Result<ExitCode> {
     let scenarios = load_scenarios(&args.scenarios, args.scenario_dir.as_deref())?;
     let overrides = parse_overrides(&args.vars, &scenarios)?;
+    if let Some(inventory) = fleet_inventory(args)? {
+        let hosts = inventory
+            .select(&args.fleet.hosts)
+            .map_err(anyhow::Error::msg)?;
+        let code = fleet::run::run(&FleetRun {
+            inventory: inventory.source,
+            hosts,
+            scenarios: &scenarios,
+            overrides: &overrides,
+            parallel: args.fleet.parallel,
+            fail_fast: args.fleet.fail_fast,
+            format: args.format,
+            report: args.report.clone(),
+            junit: args.junit.clone(),
+        })?;
+        return Ok(ExitCode::from(code));
+    }
+    if !args.fleet.hosts.is_empty() || args.fleet.parallel.is_some() || args.fleet.fail_fast {
+        bail!("--hosts, --parallel and --fail-fast choose among an inventory's hosts; pass --inventory FILE or --inventory-from-flake REF");
+    }
+    let target_text = args
+        .target
+        .as_deref()
+        .context("pass --target, --inventory FILE or --inventory-from-flake REF")?;
     if args.base_url.is_none() {
         if let Some(scenario) = scenarios.iter().find(|s| s.has_http_steps()) {
             bail!(
@@ -150,7 +218,7 @@ pub fn command(args: &RunArgs) -> anyhow::Result<ExitCode> {
             );
         }
     }
-    let target = connect(args)?;
+    let target = connect(args, target_text)?;
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()

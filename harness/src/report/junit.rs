@@ -3,10 +3,10 @@
 
 use std::fmt::Write;
 
-use crate::report::{Report, Status};
+use crate::report::{Report, ScenarioReport, Status};
 
+/// The whole report: `testsuites` with one `testsuite` per scenario.
 pub fn render(report: &Report) -> String {
-    let seconds = |ms: u64| format!("{:.3}", ms as f64 / 1000.0);
     let total_ms: u64 = report.scenarios.iter().map(|s| s.duration_ms).sum();
     let mut xml = String::from("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n");
     let _ = writeln!(
@@ -18,66 +18,76 @@ pub fn render(report: &Report) -> String {
         seconds(total_ms)
     );
     for scenario in &report.scenarios {
-        let count = |status| scenario.steps.iter().filter(|s| s.status == status).count();
-        let _ = writeln!(
-            xml,
-            "  <testsuite name=\"{}\" tests=\"{}\" failures=\"{}\" skipped=\"{}\" time=\"{}\">",
-            escape(&scenario.scenario),
-            scenario.steps.len(),
-            count(Status::Failed),
-            count(Status::Skipped),
-            seconds(scenario.duration_ms)
-        );
-        let _ = writeln!(
-            xml,
-            "    <properties><property name=\"target\" value=\"{}\"/></properties>",
-            escape(&scenario.target)
-        );
-        for step in &scenario.steps {
-            let _ = write!(
-                xml,
-                "    <testcase classname=\"{}\" name=\"{}\" time=\"{}\"",
-                escape(&scenario.scenario),
-                escape(&step.name),
-                seconds(step.duration_ms)
-            );
-            let message = escape(step.message.as_deref().unwrap_or(""));
-            match step.status {
-                Status::Passed => xml.push_str("/>\n"),
-                Status::Skipped => {
-                    let _ = writeln!(
-                        xml,
-                        ">\n      <skipped message=\"{message}\"/>\n    </testcase>"
-                    );
-                }
-                Status::Failed => {
-                    let body = step
-                        .detail
-                        .as_ref()
-                        .map(|detail| {
-                            let mut text = format!("{}\n{}", detail.action, detail.output);
-                            if let Some(journal) = &detail.journal {
-                                text.push_str("\n--- journal ---\n");
-                                text.push_str(journal);
-                            }
-                            text
-                        })
-                        .unwrap_or_default();
-                    let _ = writeln!(
-                        xml,
-                        ">\n      <failure message=\"{message}\">{}</failure>\n    </testcase>",
-                        escape(&body)
-                    );
-                }
-            }
-        }
-        xml.push_str("  </testsuite>\n");
+        testsuite(&mut xml, &scenario.scenario, scenario);
     }
     xml.push_str("</testsuites>\n");
     xml
 }
 
-fn escape(text: &str) -> String {
+/// One `testsuite` element named `name` for a scenario's steps (a fleet names it `host/scenario`).
+pub fn testsuite(xml: &mut String, name: &str, scenario: &ScenarioReport) {
+    let count = |status| scenario.steps.iter().filter(|s| s.status == status).count();
+    let _ = writeln!(
+        xml,
+        "  <testsuite name=\"{}\" tests=\"{}\" failures=\"{}\" skipped=\"{}\" time=\"{}\">",
+        escape(name),
+        scenario.steps.len(),
+        count(Status::Failed),
+        count(Status::Skipped),
+        seconds(scenario.duration_ms)
+    );
+    let _ = writeln!(
+        xml,
+        "    <properties><property name=\"target\" value=\"{}\"/></properties>",
+        escape(&scenario.target)
+    );
+    for step in &scenario.steps {
+        let _ = write!(
+            xml,
+            "    <testcase classname=\"{}\" name=\"{}\" time=\"{}\"",
+            escape(name),
+            escape(&step.name),
+            seconds(step.duration_ms)
+        );
+        let message = escape(step.message.as_deref().unwrap_or(""));
+        match step.status {
+            Status::Passed => xml.push_str("/>\n"),
+            Status::Skipped => {
+                let _ = writeln!(
+                    xml,
+                    ">\n      <skipped message=\"{message}\"/>\n    </testcase>"
+                );
+            }
+            Status::Failed => {
+                let body = step
+                    .detail
+                    .as_ref()
+                    .map(|detail| {
+                        let mut text = format!("{}\n{}", detail.action, detail.output);
+                        if let Some(journal) = &detail.journal {
+                            text.push_str("\n--- journal ---\n");
+                            text.push_str(journal);
+                        }
+                        text
+                    })
+                    .unwrap_or_default();
+                let _ = writeln!(
+                    xml,
+                    ">\n      <failure message=\"{message}\">{}</failure>\n    </testcase>",
+                    escape(&body)
+                );
+            }
+        }
+    }
+    xml.push_str("  </testsuite>\n");
+}
+
+/// Milliseconds as JUnit's seconds.
+pub fn seconds(ms: u64) -> String {
+    format!("{:.3}", ms as f64 / 1000.0)
+}
+
+pub fn escape(text: &str) -> String {
     let mut escaped = String::with_capacity(text.len());
     for c in text.chars() {
         match c {

@@ -6,7 +6,13 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
-pub const SCHEMA_VERSION: u32 = 1;
+/// 2 added `kind` (`run` here, `fleet` for a fleet run's report); version 1 reports, which
+/// lack it, are single runs and still read.
+pub const SCHEMA_VERSION: u32 = 2;
+
+fn run_kind() -> String {
+    "run".to_string()
+}
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -79,6 +85,9 @@ impl Summary {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Report {
     pub schema_version: u32,
+    /// `run`: one target's scenarios.
+    #[serde(default = "run_kind")]
+    pub kind: String,
     pub harness_version: String,
     pub run_id: String,
     pub target: String,
@@ -98,6 +107,7 @@ impl Report {
         }
         Self {
             schema_version: SCHEMA_VERSION,
+            kind: run_kind(),
             harness_version: env!("CARGO_PKG_VERSION").to_string(),
             run_id,
             target,

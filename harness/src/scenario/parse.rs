@@ -13,6 +13,6 @@ mod document;
 mod expect;
 mod parser;
 mod step;
-mod toml_reader;
+pub(crate) mod toml_reader;
 
 pub use document::{load, parse};
