@@ -20,9 +20,10 @@ import source_version as source_release  # noqa: E402
 FILES = os.path.join(REPO, "package", "files")
 CONSTRAINTS = os.path.join(REPO, "package", "nixpkgs-python-constraints.txt")
 WRAPPERS = ("bitpoll-manage", "bitpoll-server", "bitpoll-ops")
-# What the package adds to Bitpoll's own requirements: the app server, static file serving and
-# the PostgreSQL driver (a wheel here; nixpkgs builds psycopg2 against libpq).
-EXTRA_REQUIREMENTS = ("gunicorn", "whitenoise", "psycopg2-binary")
+# What the package adds to Bitpoll's own requirements: the app server, static file serving, the
+# PostgreSQL driver (a wheel here; nixpkgs builds psycopg2 against libpq) and the Prometheus
+# client of the optional metrics (bitpoll_metrics.py).
+EXTRA_REQUIREMENTS = ("gunicorn", "whitenoise", "psycopg2-binary", "prometheus-client")
 # Bitpoll's requirements.in entries the testbed installs without dependencies: libsasscompiler
 # pins libsass exactly to 0.23.0, which the Nix file relaxes (pythonRelaxDeps).
 NO_DEPS = ("libsasscompiler",)

@@ -15,6 +15,7 @@ deployment's configuration into those settings:
   is world-readable in the Nix store, and they are never copied into the environment.
 * ``$BITPOLL_STATE_DIR`` (default ``/var/lib/bitpoll``) holds the SQLite database by default.
 * ``$BITPOLL_STATIC_ROOT`` is the package's collected static files, set by the wrappers.
+* ``$BITPOLL_METRICS_LISTEN``, when set, turns the Prometheus metrics on (bitpoll_metrics.py).
 
 A missing or malformed setting or secret stops the process with exit status 78 (EX_CONFIG) and
 one line on stderr that names it and says what to do.  Raising ImproperlyConfigured instead
@@ -250,6 +251,16 @@ if isinstance(_upstream_middleware, list):
     MIDDLEWARE.insert(MIDDLEWARE.index(_WHITENOISE) + 1, _HEALTH)
 else:
     MIDDLEWARE_LOCAL.append(_HEALTH)
+# Prometheus metrics (bitpoll_metrics.py, docs/monitoring.md), only when bitpoll-server was told
+# where to serve them: the middleware goes first, outside SecurityMiddleware, WhiteNoise and the
+# health endpoint, so that it counts every response the app gives (health probes and static
+# files included, each under a view label of its own). Off, nothing imports prometheus_client.
+_METRICS = "bitpoll_metrics.MetricsMiddleware"
+if os.environ.get("BITPOLL_METRICS_LISTEN"):
+    if isinstance(_upstream_middleware, list):
+        MIDDLEWARE.insert(0, _METRICS)
+    else:
+        MIDDLEWARE_LOCAL.insert(0, _METRICS)
 # The collected files are read-only in the store: no runtime compression or refreshing.
 WHITENOISE_AUTOREFRESH = False
 WHITENOISE_USE_FINDERS = False
