@@ -63,6 +63,8 @@ let
       gunicorn
       psycopg2
       whitenoise
+      # The optional Prometheus metrics (bitpoll_metrics.py); imported only when they are on.
+      prometheus-client
     ]
     ++ extraPythonPackages ps
   );
