@@ -10,6 +10,7 @@
     ./service.nix
     ./database.nix
     ./nginx.nix
+    ./metrics.nix
     ./assertions.nix
   ];
 }

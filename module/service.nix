@@ -105,6 +105,15 @@ let
     clearsessions = {
       inherit (cfg.clearsessions) enable onCalendar;
     };
+    # metrics.nix declares the options.
+    metrics =
+      if cfg.metrics.enable then
+        {
+          address = cfg.metrics.listenAddress;
+          inherit (cfg.metrics) port;
+        }
+      else
+        null;
   };
 
   rendered = import ./render.nix {

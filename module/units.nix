@@ -25,6 +25,8 @@
     port = 8080;
   },
   workers ? 2,
+  # { address; port; } of the Prometheus metrics listener, or null for none (listen.nix).
+  metrics ? null,
   # systemd credential name -> file on the host, passed with LoadCredential=.
   # Names: secret_key, encryption_key, db_password, and setting_<name> for a setting whose
   # value is a secret (ARCHITECTURE.md).
@@ -130,10 +132,12 @@ let
   }
   // (if wantedUnits == [ ] then { } else { Wants = wantedUnits; });
 
-  # bitpoll.socket and the target it is bound to (listen.nix).
-  socketUnits = import ./listen.nix { inherit listen group; };
+  # bitpoll.socket, with metrics bitpoll-metrics.socket, the target they are bound to, and what
+  # metrics add to the service (listen.nix).
+  listening = import ./listen.nix { inherit listen group metrics; };
+  socketUnits = listening.units;
 
-  serviceUnit = {
+  serviceUnit = listening.withMetrics {
     Unit = dependencies // {
       Description = "Bitpoll poll and meeting scheduler";
       Documentation = [ "https://github.com/fsinfuhh/Bitpoll" ];

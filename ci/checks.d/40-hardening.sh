@@ -2,8 +2,9 @@
 # The offline hardening gate: renders Bitpoll's units from module/units.nix with placeholder
 # paths (no nixpkgs needed) and scores every service with `systemd-analyze security
 # --offline=true`. Prints each score; fails when one is above the budget (BITPOLL_SECURITY_BUDGET,
-# default 1.0, on systemd-analyze's 0-10 exposure scale). Two configurations are scored: the
-# default (no network at all) and one with outbound addresses (a remote database or SMTP relay).
+# default 1.0, on systemd-analyze's 0-10 exposure scale). Three configurations are scored: the
+# default (no network at all), one with outbound addresses (a remote database or SMTP relay),
+# and one with Prometheus metrics (a second socket, its environment and runtime directory).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 budget=${BITPOLL_SECURITY_BUDGET:-1.0}
@@ -54,6 +55,8 @@ score_config outbound \
   --socket /run/bitpoll/bitpoll.sock \
   --outbound 192.0.2.10/32 --outbound localhost \
   --credential db_password=/run/keys/bitpoll-db-password
+score_config metrics \
+  --metrics-port 8081
 
 echo "scored $checked services"
 exit "$failed"

@@ -108,6 +108,9 @@ in
     postgresql = {
       inherit (config.services.postgresql) enable ensureDatabases ensureUsers;
     };
+    prometheus = {
+      inherit (config.services.prometheus) enable scrapeConfigs;
+    };
     nginx = {
       inherit (config.services.nginx)
         enable
