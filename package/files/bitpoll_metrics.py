@@ -154,8 +154,15 @@ class MasterCollector:
     def counts(self):
         """(polls, votes), or None when the database failed (then .last_error says why)."""
         from django.apps import apps
-        from django.db import connections
+        from django.db import connection, connections
 
+        database = connection.settings_dict
+        if database["ENGINE"].endswith("sqlite3") and not os.path.isfile(str(database["NAME"])):
+            # Connecting would create an empty database in its place (bitpoll_health.py too
+            # checks the file first).
+            self.errors += 1
+            self.last_error = f"the SQLite file {database['NAME']} is missing"
+            return None
         try:
             with untracked():
                 try:
