@@ -296,7 +296,7 @@ fn run_refuses_hosts_without_base_url_and_undeclared_vars_before_running() {
     );
     assert!(
         stderr.contains(&format!(
-            "{}:4:6: vars `colour` (host `a`): no scenario of this run declares it",
+            "{}:4:6: vars `colour` (host `a`): no scenario declares it in [vars] (neither of this run nor in the scenario directory)",
             inventory.display()
         )),
         "{stderr}"

@@ -1,6 +1,7 @@
 //! `bitpoll-harness run`: scenarios loaded by path or name and run against a target (`local`
 //! or `ssh://`), with per-step progress, the JSON report and JUnit XML.
 
+use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -169,6 +170,22 @@ fn connect(args: &RunArgs, target: &str) -> anyhow::Result<Arc<dyn Target>> {
     Ok(Arc::new(SshTarget::connect(address, &options)?))
 }
 
+/// The variables declared by the run's scenarios and by every scenario of the directory (one
+/// that does not parse declares nothing here; `check` reports it).
+fn known_vars(scenarios: &[Scenario], dir: Option<&Path>) -> BTreeSet<String> {
+    let in_directory = files::directory(dir)
+        .and_then(|dir| files::in_dir(&dir))
+        .unwrap_or_default()
+        .into_iter()
+        .filter_map(|path| parse::load(&path).ok());
+    scenarios
+        .iter()
+        .cloned()
+        .chain(in_directory)
+        .flat_map(|scenario| scenario.vars.into_iter().map(|(name, _)| name))
+        .collect()
+}
+
 /// The inventory of a fleet run, when one is asked for.
 fn fleet_inventory(args: &RunArgs) -> anyhow::Result<Option<Inventory>> {
     if let Some(path) = &args.fleet.inventory {
@@ -195,6 +212,7 @@ pub fn command(args: &RunArgs) -> anyhow::Result<ExitCode> {
             hosts,
             scenarios: &scenarios,
             overrides: &overrides,
+            known_vars: known_vars(&scenarios, args.scenario_dir.as_deref()),
             parallel: args.fleet.parallel,
             fail_fast: args.fleet.fail_fast,
             format: args.format,

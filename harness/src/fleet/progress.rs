@@ -120,7 +120,7 @@ impl Progress {
             let finished = self.hosts.iter().all(|host| host.done);
             let due = self
                 .last_draw
-                .is_none_or(|last| last.elapsed() >= Duration::from_millis(100));
+                .map_or(true, |last| last.elapsed() >= Duration::from_millis(100));
             if due || finished {
                 self.draw();
             }

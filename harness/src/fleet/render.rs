@@ -94,6 +94,96 @@ pub fn junit(report: &FleetReport) -> String {
     let summary = &report.summary;
     let unrun: usize = report.hosts.iter().map(|host| host.not_run.len()).sum();
     let total_ms: u64 = report.hosts.iter().map(|host| host.duration_ms).sum();
+    // A scenario an unreachable host could not run is an error; one left out is skipped.
+    let errors: usize = report
+        .hosts
+        .iter()
+        .filter(|host| host.status == HostStatus::Unreachable)
+        .map(|host| host.not_run.len())
+        .sum();
+    let mut xml = String::from("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n");
+    let _ = writeln!(
+        xml,
+        "<testsuites name=\"bitpoll-harness fleet\" tests=\"{}\" failures=\"{}\" errors=\"{errors}\" skipped=\"{}\" time=\"{}\">",
+        summary.passed + summary.failed + summary.skipped + unrun,
+        summary.failed,
+        summary.skipped + unrun - errors,
+        seconds(total_ms)
+    );
+    for host in &report.hosts {
+        for scenario in &host.scenarios {
+            let count = |status| scenario.steps.iter().filter(|s| s.status == status).count();
+            rows.push([
+                host.name.clone(),
+                scenario.scenario.clone(),
+                count(Status::Passed).to_string(),
+                count(Status::Failed).to_string(),
+                count(Status::Skipped).to_string(),
+                format_duration(Duration::from_millis(scenario.duration_ms)),
+            ]);
+        }
+        if !host.not_run.is_empty() {
+            let label = match host.status {
+                HostStatus::Unreachable => "UNREACHABLE",
+                _ => "not run",
+            };
+            rows.push([
+                host.name.clone(),
+                host.not_run.join(", "),
+                "-".into(),
+                "-".into(),
+                "-".into(),
+                label.into(),
+            ]);
+            if let Some(reason) = &host.reason {
+                notes.push(format!("{}: {label}: {reason}", host.name));
+            }
+        }
+    }
+    let mut widths = [0usize; 6];
+    for row in &rows {
+        for (width, cell) in widths.iter_mut().zip(row) {
+            *width = (*width).max(cell.chars().count());
+        }
+    }
+    let mut text = String::new();
+    for row in &rows {
+        let line: Vec<String> = row
+            .iter()
+            .zip(widths)
+            .map(|(cell, width)| format!("{cell:width$}"))
+            .collect();
+        let _ = writeln!(text, "{}", line.join("  ").trim_end());
+    }
+    for note in notes {
+        let _ = writeln!(text, "{note}");
+    }
+    for host in &report.hosts {
+        let failed: Vec<_> = host
+            .scenarios
+            .iter()
+            .flat_map(|scenario| scenario.steps.iter().map(move |step| (scenario, step)))
+            .filter(|(_, step)| step.status == Status::Failed)
+            .collect();
+        if failed.is_empty() {
+            continue;
+        }
+        let _ = writeln!(text, "\nfailures on {} ({}):", host.name, host.target);
+        for (scenario, step) in failed {
+            let _ = writeln!(text, "  scenario {}:", scenario.scenario);
+            let _ = writeln!(text, "{}", human::step_lines(step));
+        }
+    }
+    text
+}
+
+/// JUnit XML: one test suite per host and scenario, named `host/scenario`; a host that ran
+/// nothing has one suite per scenario it should have run, whose single test case is an
+/// `error` (unreachable) or `skipped` (not run) with the reason.
+pub fn junit(report: &FleetReport) -> String {
+    let summary = &report.summary;
+    let unrun: usize = report.hosts.iter().map(|host| host.not_run.len()).sum();
+    let total_ms: u64 = report.hosts.iter().map(|host| host.duration_ms).sum();
     let mut xml = String::from("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n");
     let _ = writeln!(
         xml,

@@ -24,6 +24,9 @@ pub struct FleetRun<'a> {
     pub hosts: Vec<Host>,
     pub scenarios: &'a [Scenario],
     pub overrides: &'a [(String, String)],
+    /// Every variable some scenario declares, of this run or of the scenario directory: an
+    /// inventory serves many runs, so a var for another scenario is not a mistake.
+    pub known_vars: std::collections::BTreeSet<String>,
     pub parallel: Option<usize>,
     pub fail_fast: bool,
     pub format: Format,
@@ -44,13 +47,9 @@ fn check_hosts(run: &FleetRun) -> anyhow::Result<()> {
     }
     for host in &run.hosts {
         for var in &host.vars {
-            let declared = run
-                .scenarios
-                .iter()
-                .any(|scenario| scenario.vars.iter().any(|(name, _)| *name == var.name));
-            if !declared {
+            if !run.known_vars.contains(&var.name) {
                 problems.push(format!(
-                    "{}: vars `{}` (host `{}`): no scenario of this run declares it in [vars]; remove it or run a scenario that uses it",
+                    "{}: vars `{}` (host `{}`): no scenario declares it in [vars] (neither of this run nor in the scenario directory); fix the name or remove it",
                     var.location, var.name, host.name
                 ));
             }
