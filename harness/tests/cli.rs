@@ -137,7 +137,7 @@ fn json_and_junit_reports_follow_the_documented_schema() {
         serde_json::from_slice(&output.stdout).expect("stdout is the JSON report alone");
     let file: serde_json::Value = serde_json::from_slice(&std::fs::read(&report).unwrap()).unwrap();
     assert_eq!(stdout, file);
-    assert_eq!(file["schema_version"], 1);
+    assert_eq!(file["schema_version"], 2);
     assert_eq!(file["target"], "local");
     assert!(file["run_id"].as_str().unwrap().starts_with('r'));
     assert_eq!(

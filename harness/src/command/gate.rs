@@ -3,20 +3,24 @@
 //! (`baseline`); or, with `--from-reports`, takes the results from the harness's JSON reports
 //! of an earlier run, which needs no Nix.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::Context as _;
 
 use crate::exit::{EXIT_FAILED, EXIT_USAGE};
+mod fleet;
+
+use fleet::Selected;
+
 use crate::nix::baseline::Baseline;
 use crate::nix::comparison::compare;
 use crate::nix::flake::{self, FlakeRef, DEFAULT_FLAKE};
 use crate::nix::thresholds::Thresholds;
 use crate::nix::vm_test::{self, TestBuild};
 use crate::nix::{Nix, NixError};
+use crate::report::files;
 use crate::report::output::{write_atomic, Format};
-use crate::report::Report;
 
 #[derive(Debug, clap::Args)]
 pub struct GateArgs {
@@ -44,42 +48,13 @@ pub struct GateArgs {
     /// nixpkgs reference and system, or the reports' directory and scenarios).
     #[arg(long, value_name = "TEXT", requires = "save_baseline")]
     pub note: Option<String>,
+    /// With fleet reports: compare only this host's results (needed with --save-baseline
+    /// when the reports hold several hosts). Without it every host is compared on its own.
+    #[arg(long, value_name = "NAME", requires = "from_reports")]
+    pub host: Option<String>,
     /// A scenario to run; repeatable (default: every VM check of the flake).
     #[arg(long = "scenario", value_name = "NAME")]
     pub scenarios: Vec<String>,
-}
-
-/// Every harness report (`*.json`) in a directory, by file name, in order.
-pub fn reports_in(dir: &Path) -> anyhow::Result<Vec<(String, Report)>> {
-    let entries = std::fs::read_dir(dir).with_context(|| {
-        format!(
-            "--from-reports {}: cannot read the directory",
-            dir.display()
-        )
-    })?;
-    let mut files: Vec<_> = entries
-        .filter_map(Result::ok)
-        .map(|entry| entry.path())
-        .filter(|path| path.extension().is_some_and(|ext| ext == "json") && path.is_file())
-        .collect();
-    files.sort();
-    if files.is_empty() {
-        anyhow::bail!(
-            "--from-reports {}: no *.json reports there; write them with `bitpoll-harness run ... --report DIR/NAME.json`",
-            dir.display()
-        );
-    }
-    files
-        .into_iter()
-        .map(|path| {
-            let text = std::fs::read_to_string(&path)
-                .with_context(|| format!("cannot read {}", path.display()))?;
-            let report: Report = serde_json::from_str(&text).with_context(|| {
-                format!("{}: not a bitpoll-harness JSON report", path.display())
-            })?;
-            Ok((path.display().to_string(), report))
-        })
-        .collect()
 }
 
 /// The closure size in `nix path-info --closure-size --json` output: a list of objects with
@@ -110,7 +85,20 @@ pub fn command(args: &GateArgs) -> anyhow::Result<ExitCode> {
     };
     let current = match &args.from_reports {
         Some(dir) => {
-            let reports = reports_in(dir)?;
+            let reports = match fleet::select(files::in_dir(dir)?, args.host.as_deref(), dir)? {
+                Selected::Runs(reports) => reports,
+                Selected::Hosts(hosts) => {
+                    if args.save_baseline.is_some() {
+                        anyhow::bail!("--save-baseline: the fleet reports in {} hold {} hosts ({}); choose the one whose results become the baseline with --host NAME", dir.display(), hosts.len(), fleet::names(&hosts));
+                    }
+                    return fleet::compare_hosts(
+                        &hosts,
+                        baseline.as_ref(),
+                        args.baseline.as_deref(),
+                        &thresholds,
+                    );
+                }
+            };
             let scenarios: Vec<&str> = reports
                 .iter()
                 .flat_map(|(_, report)| &report.scenarios)

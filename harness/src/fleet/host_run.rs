@@ -7,10 +7,10 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use super::inventory::{Host, HostTarget};
-use super::report::{HostReport, HostStatus};
 use crate::execution::actions::Context;
 use crate::execution::capabilities::Capabilities;
 use crate::execution::runner::{run_scenario, RunOptions};
+use crate::report::fleet::{HostReport, HostStatus};
 use crate::report::{ScenarioReport, StepReport};
 use crate::scenario::Scenario;
 use crate::target::http::HttpClient;

@@ -11,7 +11,7 @@ use std::sync::Mutex;
 
 use super::host_run::{run_host, without_run, Event, Plan};
 use super::inventory::Host;
-use super::report::{HostReport, HostStatus};
+use crate::report::fleet::{HostReport, HostStatus};
 
 /// The most hosts run at once when `--parallel` is not given: each host holds a thread, an
 /// SSH session and an HTTP client, and a machine's file descriptors and the targets' sshd

@@ -6,7 +6,7 @@ use std::io::{IsTerminal, Write};
 use std::time::{Duration, Instant};
 
 use super::host_run::Event;
-use super::report::HostStatus;
+use crate::report::fleet::HostStatus;
 use crate::report::{human, Status};
 use crate::scenario::duration::format_duration;
 

@@ -4,7 +4,7 @@
 use std::fmt::Write as _;
 use std::time::Duration;
 
-use super::report::{FleetReport, HostStatus};
+use crate::report::fleet::{FleetReport, HostStatus};
 use crate::report::junit::{escape, seconds, testsuite};
 use crate::report::{human, Status};
 use crate::scenario::duration::format_duration;

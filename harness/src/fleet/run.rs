@@ -12,8 +12,8 @@ use super::inventory::Host;
 use super::pool::{run_all, DEFAULT_PARALLEL_LIMIT};
 use super::progress::{Progress, Stream};
 use super::render;
-use super::report::FleetReport;
 use crate::execution::runner::new_run_id;
+use crate::report::fleet::FleetReport;
 use crate::report::output::{write_atomic, Format};
 use crate::scenario::Scenario;
 

@@ -4,8 +4,8 @@
 
 use serde::{Deserialize, Serialize};
 
+use super::{ScenarioReport, Status, Summary, SCHEMA_VERSION};
 use crate::exit::{EXIT_FAILED, EXIT_USAGE};
-use crate::report::{ScenarioReport, Status, Summary, SCHEMA_VERSION};
 
 /// How a host's run ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]

@@ -46,8 +46,8 @@ pub struct Fleet {
     pub sshd: sshd::Sshd,
     /// Accepts connections and never answers: an sshd that hangs.
     _hang: TcpListener,
-    hang_port: u16,
-    closed_port: u16,
+    pub hang_port: u16,
+    pub closed_port: u16,
 }
 
 impl Fleet {
