@@ -95,13 +95,20 @@ pub fn inventory(nix: &Nix, flake: &str) -> anyhow::Result<Inventory> {
     hosts_of(flake, found).map_err(anyhow::Error::msg)
 }
 
+/// Nix's own error, without the command line: it holds all of flake_hosts.nix.
 fn nix_failure(context: &str, flake: &str, error: NixError) -> anyhow::Error {
-    let text = error.to_string();
-    // Every Nix version names flake.nix when the reference holds none, each in its own words.
-    if matches!(error, NixError::Failed { .. }) && text.contains("flake.nix") {
-        anyhow::anyhow!("{context}: {flake} is not a flake (it has no flake.nix):\n{text}")
-    } else {
-        anyhow::anyhow!("{context}: cannot read the flake's configurations:\n{text}")
+    match error {
+        // Every Nix version names flake.nix when the reference holds none, each in its own words.
+        NixError::Failed { message, .. } if message.contains("flake.nix") => {
+            anyhow::anyhow!("{context}: {flake} is not a flake (it has no flake.nix):\n{message}")
+        }
+        NixError::Failed { message, .. } => {
+            anyhow::anyhow!("{context}: cannot read the flake's configurations:\n{message}")
+        }
+        NixError::Output {
+            problem, output, ..
+        } => anyhow::anyhow!("{context}: nix eval printed {problem}:\n{output}"),
+        other => anyhow::anyhow!("{context}: {other}"),
     }
 }
 
