@@ -249,7 +249,7 @@ fn every_problem_is_worded() -> Result<(), Failed> {
     let nothing = error_for(
         json!({ "hosts": [], "disabled": ["mail", "dns"], "broken": [], "present": present(false, true) }),
     );
-    assert_eq!(nothing, "no configuration of github:owner/fleet enables services.bitpoll; its configurations mail, dns import the module without services.bitpoll.enable = true, or do not import it; its `colmena` output is a hive only colmena evaluates: expose `colmenaHive = colmena.lib.makeHive self.colmena;` as colmena's README says");
+    assert_eq!(nothing, "no configuration of github:owner/fleet enables services.bitpoll; its configurations mail, dns import the module without services.bitpoll.enable = true, or do not import it; its `colmena` output is a hive only colmena evaluates: expose `colmenaHive = colmena.lib.makeHive self.outputs.colmena;` as colmena's README says");
     let no_outputs = json!({ "hosts": [], "disabled": [], "broken": [],
         "present": { "nixosConfigurations": false, "colmenaHive": false, "colmena": false, "deploy": true } });
     assert_eq!(error_for(no_outputs), "no configuration of github:owner/fleet enables services.bitpoll; it has no nixosConfigurations or colmenaHive output");

@@ -168,7 +168,7 @@ fn nothing_enabled(flake: &str, found: &Found) -> String {
     }
     if present.colmena && !present.colmena_hive {
         message.push_str(
-            "; its `colmena` output is a hive only colmena evaluates: expose `colmenaHive = colmena.lib.makeHive self.colmena;` as colmena's README says",
+            "; its `colmena` output is a hive only colmena evaluates: expose `colmenaHive = colmena.lib.makeHive self.outputs.colmena;` as colmena's README says",
         );
     }
     message
