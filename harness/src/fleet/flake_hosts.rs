@@ -60,7 +60,7 @@ struct FoundTarget {
 
 /// The expression `nix eval` evaluates: flake_hosts.nix applied to the flake, whose reference
 /// is a Nix string literal (escaped, never spliced in as code).
-pub fn expression(flake: &FlakeRef) -> String {
+fn expression(flake: &FlakeRef) -> String {
     format!(
         "({HOSTS_EXPRESSION}) (builtins.getFlake {})",
         nix_string(&flake.absolute)
@@ -68,7 +68,7 @@ pub fn expression(flake: &FlakeRef) -> String {
 }
 
 /// The arguments of `nix eval --json` (after `eval --json`), for `Nix::eval_json`.
-pub fn eval_arguments(flake: &FlakeRef) -> Vec<String> {
+fn eval_arguments(flake: &FlakeRef) -> Vec<String> {
     // --impure: builtins.getFlake refuses a reference that is not locked (a local directory)
     // in pure evaluation.
     vec!["--impure".into(), "--expr".into(), expression(flake)]
