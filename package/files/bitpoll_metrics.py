@@ -68,7 +68,7 @@ def view_label(request):
     match = getattr(request, "resolver_match", None)
     if match is not None:
         return match.view_name
-    path = request.path_info
+    path = request.path
     if path == HEALTH_PATH:
         return "<health>"
     if path.startswith(_static_prefix()):
