@@ -40,6 +40,10 @@ fn every_host_keeps_its_result_and_unreachable_wins_the_exit_code() {
         );
     }
     assert_eq!(host(&report, "ssh")["target"], fleet.sshd.target());
+    // Each host has a run id of its own: hosts may share one Bitpoll, and slugs derive from it.
+    let run_id = report["run_id"].as_str().unwrap();
+    assert_eq!(host(&report, "alpha")["run_id"], format!("{run_id}-h1"));
+    assert_eq!(host(&report, "ssh")["run_id"], format!("{run_id}-h3"));
     let closed = host(&report, "closed");
     assert_eq!(closed["status"], "unreachable", "{closed:#}");
     assert!(

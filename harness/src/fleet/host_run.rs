@@ -42,6 +42,7 @@ pub struct Plan<'a> {
 pub fn without_run(host: &Host, plan: &Plan, status: HostStatus, reason: String) -> HostReport {
     HostReport {
         name: host.name.clone(),
+        run_id: None,
         target: host.target.to_string(),
         base_url: host.base_url.clone(),
         tags: host.tags.clone(),
@@ -74,8 +75,15 @@ fn connect(host: &Host) -> Result<Arc<dyn Target>, String> {
     }
 }
 
-/// Runs every scenario of the plan on one host; `send` carries its events.
-pub fn run_host(host: &Host, plan: &Plan, send: &dyn Fn(Event)) -> HostReport {
+/// The run id a host's scenarios see as `{{run_id}}`: the fleet's with the host's place in
+/// the inventory, because hosts may share one Bitpoll (behind a load balancer, or one
+/// database) and the names scenarios derive from it (poll slugs) must not collide.
+pub fn host_run_id(run_id: &str, index: usize) -> String {
+    format!("{run_id}-h{}", index + 1)
+}
+
+/// Runs every scenario of the plan on the host at `index`; `send` carries its events.
+pub fn run_host(index: usize, host: &Host, plan: &Plan, send: &dyn Fn(Event)) -> HostReport {
     let started = Instant::now();
     send(Event::Connecting);
     let target = match connect(host) {
@@ -116,7 +124,7 @@ pub fn run_host(host: &Host, plan: &Plan, send: &dyn Fn(Event)) -> HostReport {
         .chain(plan.overrides.iter().cloned())
         .collect();
     let options = RunOptions {
-        run_id: plan.run_id.clone(),
+        run_id: host_run_id(&plan.run_id, index),
         base_url: host.base_url.clone(),
         overrides,
     };
@@ -149,6 +157,7 @@ pub fn run_host(host: &Host, plan: &Plan, send: &dyn Fn(Event)) -> HostReport {
         .then(|| "--fail-fast: another host failed, so the scenarios left were not run".into());
     HostReport {
         name: host.name.clone(),
+        run_id: Some(options.run_id.clone()),
         target: target.describe(),
         base_url: host.base_url.clone(),
         tags: host.tags.clone(),

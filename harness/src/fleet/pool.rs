@@ -46,15 +46,14 @@ pub fn run_all(
                     let send = |event: Event| {
                         let _ = sender.send((index, event));
                     };
-                    catch_unwind(AssertUnwindSafe(|| run_host(host, plan, &send))).unwrap_or_else(
-                        |panic| {
+                    catch_unwind(AssertUnwindSafe(|| run_host(index, host, plan, &send)))
+                        .unwrap_or_else(|panic| {
                             let reason = format!(
                                 "the harness failed on this host (a bug; please report it): {}",
                                 panic_text(&panic)
                             );
                             without_run(host, plan, HostStatus::Failed, reason)
-                        },
-                    )
+                        })
                 };
                 if fail_fast && report.status != HostStatus::Passed {
                     plan.stop.store(true, Ordering::SeqCst);

@@ -24,6 +24,10 @@ pub enum HostStatus {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct HostReport {
     pub name: String,
+    /// The `{{run_id}}` this host's scenarios saw (the fleet's, with the host's place); absent
+    /// when it ran nothing.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub run_id: Option<String>,
     pub target: String,
     #[serde(skip_serializing_if = "Option::is_none", default)]
     pub base_url: Option<String>,

@@ -1,6 +1,9 @@
 //! A throwaway OpenSSH server on 127.0.0.1: its own host key, an authorized user key, a second
 //! key it does not know, and a known-hosts file with its host key. Stopped on drop.
 
+// Every test binary includes this file and each uses only part of it.
+#![allow(dead_code)]
+
 use std::io::Read;
 use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
@@ -49,6 +52,11 @@ fn free_port() -> u16 {
 }
 
 pub fn start() -> Sshd {
+    start_with("")
+}
+
+/// An sshd with more configuration lines, such as `SetEnv NAME=value` for its sessions.
+pub fn start_with(extra_config: &str) -> Sshd {
     assert!(
         Path::new(SSHD).exists(),
         "{SSHD} is missing: install openssh-server (ci/install.d/10-debian.sh does)"
@@ -65,7 +73,7 @@ pub fn start() -> Sshd {
     let config = format!(
         "Port {port}\nListenAddress 127.0.0.1\nHostKey {host}\nAuthorizedKeysFile {keys}\n\
          PidFile {pid}\nStrictModes no\nUsePAM no\nPasswordAuthentication no\n\
-         KbdInteractiveAuthentication no\nPermitRootLogin prohibit-password\nLogLevel VERBOSE\n",
+         KbdInteractiveAuthentication no\nPermitRootLogin prohibit-password\nLogLevel VERBOSE\n{extra_config}\n",
         host = path("host_key").display(),
         keys = path("authorized_keys").display(),
         pid = path("sshd.pid").display(),

@@ -55,11 +55,8 @@ fn part(file: &str, run_id: &str, host: &HostReport, results: &mut HostResults) 
             .push(format!("{status} in {file}: {reason}"));
         return;
     }
-    let report = Report::new(
-        run_id.to_string(),
-        host.target.clone(),
-        host.scenarios.clone(),
-    );
+    let run_id = host.run_id.clone().unwrap_or_else(|| run_id.to_string());
+    let report = Report::new(run_id, host.target.clone(), host.scenarios.clone());
     results.reports.push((file.to_string(), report));
 }
 
