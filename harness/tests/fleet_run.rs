@@ -262,3 +262,28 @@ fn progress_is_one_live_line_per_host_on_a_terminal() {
     assert!(last_frame.contains("passed in"), "{last_frame:?}");
     assert!(last_frame.contains("UNREACHABLE"), "{last_frame:?}");
 }
+
+#[test]
+fn command_line_ssh_options_fill_in_what_a_host_leaves_unset() {
+    let fleet = Fleet::new();
+    let inventory = fleet.path("bare.toml");
+    std::fs::write(
+        &inventory,
+        format!(
+            "[[host]]\nname = \"ssh\"\ntarget = \"{}\"\nconnect_timeout = \"3s\"\n",
+            fleet.sshd.target()
+        ),
+    )
+    .unwrap();
+    let key = fleet.sshd.user_key.display().to_string();
+    let known = fleet.sshd.known_hosts.display().to_string();
+    let output = fleet.run(
+        &inventory,
+        &["ok", "--identity", &key, "--known-hosts-file", &known],
+    );
+    assert_eq!(output.status.code(), Some(0), "{}", text(&output));
+    // Without them the host's own (unset) values hold: no known key for it, so unreachable.
+    let output = fleet.run(&inventory, &["ok"]);
+    assert_eq!(output.status.code(), Some(2), "{}", text(&output));
+    assert_eq!(host(&fleet.report(), "ssh")["status"], "unreachable");
+}

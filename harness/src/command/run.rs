@@ -13,7 +13,7 @@ use crate::execution::actions::Context;
 use crate::execution::capabilities::Capabilities;
 use crate::execution::runner::{new_run_id, run_scenario, RunOptions};
 use crate::exit::EXIT_FAILED;
-use crate::fleet::inventory::Inventory;
+use crate::fleet::inventory::{Host, Inventory};
 use crate::fleet::run::FleetRun;
 use crate::fleet::{self, flake_hosts, inventory_file};
 use crate::nix::Nix;
@@ -186,6 +186,29 @@ fn known_vars(scenarios: &[Scenario], dir: Option<&Path>) -> BTreeSet<String> {
         .collect()
 }
 
+/// --identity, --known-hosts-file and --base-url (or their environment variables) fill in what
+/// a host leaves unset; the inventory's own values win. --known-hosts applies to hosts from a
+/// flake, which have no other way to set it (an inventory's hosts use theirs, strict by default).
+fn apply_command_line_defaults(args: &RunArgs, hosts: &mut [Host]) {
+    for host in hosts {
+        if host.identity.is_none() {
+            host.identity.clone_from(&args.identity);
+        }
+        if host.known_hosts_file.is_none() {
+            host.known_hosts_file.clone_from(&args.known_hosts_file);
+        }
+        if host.base_url.is_none() {
+            host.base_url = args
+                .base_url
+                .as_ref()
+                .map(|url| url.trim_end_matches('/').to_string());
+        }
+        if args.fleet.inventory_from_flake.is_some() {
+            host.known_hosts = args.known_hosts;
+        }
+    }
+}
+
 /// The inventory of a fleet run, when one is asked for.
 fn fleet_inventory(args: &RunArgs) -> anyhow::Result<Option<Inventory>> {
     if let Some(path) = &args.fleet.inventory {
@@ -204,9 +227,10 @@ pub fn command(args: &RunArgs) -> anyhow::Result<ExitCode> {
     let scenarios = load_scenarios(&args.scenarios, args.scenario_dir.as_deref())?;
     let overrides = parse_overrides(&args.vars, &scenarios)?;
     if let Some(inventory) = fleet_inventory(args)? {
-        let hosts = inventory
+        let mut hosts = inventory
             .select(&args.fleet.hosts)
             .map_err(anyhow::Error::msg)?;
+        apply_command_line_defaults(args, &mut hosts);
         let code = fleet::run::run(&FleetRun {
             inventory: inventory.source,
             hosts,
