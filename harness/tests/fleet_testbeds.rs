@@ -130,6 +130,8 @@ base_url = "http://127.0.0.1:{closed}"
         String::from_utf8_lossy(&output.stdout),
         String::from_utf8_lossy(&output.stderr)
     );
+    // The whole run in the test's log: docs/fleet.md shows one.
+    eprintln!("{all}");
     check(output.status.code() == Some(2), || {
         format!("exit 2 expected: {all}")
     })?;
