@@ -110,10 +110,12 @@ let
   metricsDirectory = "bitpoll-metrics";
   addMetrics = unit: {
     Unit = unit.Unit // {
+      # Like bitpoll.socket: metrics that were asked for are there, or the service does not
+      # start (a port another program holds fails the socket, and the start names it). The
+      # master would otherwise bind the address itself, which the sandbox refuses (no network,
+      # AF_UNIX only), and stop the server after it had started.
       After = unit.Unit.After ++ [ metricsSocket ];
-      # Bitpoll serves without its metrics socket rather than not at all (a port another
-      # program holds fails that socket alone); Prometheus then sees the target down.
-      Wants = (unit.Unit.Wants or [ ]) ++ [ metricsSocket ];
+      Requires = unit.Unit.Requires ++ [ metricsSocket ];
     };
     Service = unit.Service // {
       Sockets = [

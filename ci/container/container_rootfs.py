@@ -35,6 +35,10 @@ PACKAGES = (
     "openssh-server",
     "procps",
     "iproute2",
+    # What scenarios run on the target besides systemd's tools: the monitoring scenario reads the
+    # metrics and the health endpoint, which answer this machine only (NixOS has curl in its
+    # core packages, facts/nixpkgs.toml environment.corePackages).
+    "curl",
     "libssl3",
     "libsqlite3-0",
     "libffi8",

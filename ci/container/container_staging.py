@@ -43,6 +43,8 @@ class Setup:
     # Ports of further generations of the active package that listen elsewhere
     # (VERSION-portN), for `bitpoll-testbed-switch` to move the listener.
     switch_ports: list[int]
+    # Prometheus metrics on (services.bitpoll.metrics.enable) at state["metrics_port"].
+    metrics: bool = False
 
 
 def stage_system(container, root: Path, state: dict) -> None:
@@ -142,6 +144,9 @@ def stage_bitpoll(container, root: Path, setup: Setup, state: dict) -> None:
     settings.update(setup.settings)
     if setup.credentials:
         render_args += stage_credentials(root)
+    if setup.metrics:
+        # services.bitpoll.metrics.enable, its socket on a free port of the shared network.
+        render_args += ["--metrics-address", "127.0.0.1", "--metrics-port", str(state["metrics_port"])]
     settings_path = f"{STORE}/{store_hash('settings', json.dumps(settings, sort_keys=True))}-bitpoll-settings.json"
     (container.dir / "store" / settings_path[len(STORE) + 1 :]).write_text(json.dumps(settings, indent=2) + "\n")
     # Every package's units, rendered with its store path, kept in the container for

@@ -171,6 +171,7 @@ class Container:
         other_layout_bins: list[Path] | tuple = (),
         credentials: bool = False,
         switch_ports: list[int] | tuple = (),
+        metrics: bool = False,
     ) -> dict:
         """Boot a container; with `layout_bin`, install and start Bitpoll in it. `settings` are
         applied over the testbed's own (ALLOWED_HOSTS, BASE_URL and, for PostgreSQL,
@@ -181,6 +182,8 @@ class Container:
         module's secretKeyFile and encryptionKeyFile) instead of generated in the state directory.
         `switch_ports`: for each port N a generation VERSION-portN of the active package that
         listens on N instead (a changed services.bitpoll.port), to switch to the same way.
+        `metrics`: Prometheus metrics on (services.bitpoll.metrics.enable), their socket
+        bitpoll-metrics.socket on 127.0.0.1 at a free port (METRICS_URL).
         Returns the KEY=VALUE map."""
         if os.geteuid() != 0:
             raise TestbedError("the container testbed needs root (systemd-nspawn, overlay and bind mounts)")
@@ -218,7 +221,11 @@ class Container:
             raise TestbedError("a database or credentials need Bitpoll: pass --src or --layout-bin")
         if switch_ports and not layout:
             raise TestbedError("a generation on another port needs Bitpoll: pass --src or --layout-bin")
-        setup = Setup(layout, others, db, render_args or [], settings or {}, credentials, list(switch_ports))
+        if metrics and not layout:
+            raise TestbedError("metrics need Bitpoll: pass --src or --layout-bin")
+        setup = Setup(
+            layout, others, db, render_args or [], settings or {}, credentials, list(switch_ports), metrics
+        )
         base = rootfs.build()
         # The files made here become the container's (its root directory is the overlay's upper
         # directory): they need the usual modes whatever umask the caller runs with (a test
@@ -243,6 +250,8 @@ class Container:
         state["ssh_port"] = free_port()
         if layout:
             state["http_port"] = free_port()
+        if setup.metrics:
+            state["metrics_port"] = free_port()
         self.save(state)
 
         root, upper, work = self.dir / "root", self.dir / "upper", self.dir / "work"
@@ -279,16 +288,19 @@ class Container:
 
     def _start_bitpoll(self, state: dict, timeout: float) -> None:
         self.exec(["ldconfig"], state=state)
-        result = self.exec(["systemctl", "enable", "--now", *STARTED_UNITS], check=False, timeout=timeout, state=state)
+        units = [*STARTED_UNITS, *(["bitpoll-metrics.socket"] if "metrics_port" in state else [])]
+        result = self.exec(["systemctl", "enable", "--now", *units], check=False, timeout=timeout, state=state)
         if result.returncode != 0:
             journal = self.exec(
                 ["journalctl", "--no-pager", "-n", "40", "-u", "bitpoll.service"], check=False, state=state
             ).stdout
             raise TestbedError(
-                f"starting {' '.join(STARTED_UNITS)} failed: {result.stderr.strip()}\njournal of "
+                f"starting {' '.join(units)} failed: {result.stderr.strip()}\njournal of "
                 f"bitpoll.service:\n{journal}"
             )
         wait_port(state["http_port"], time.monotonic() + 10, "bitpoll.socket")
+        if "metrics_port" in state:
+            wait_port(state["metrics_port"], time.monotonic() + 10, "bitpoll-metrics.socket")
 
     # -- down -------------------------------------------------------------------------------
 
@@ -374,6 +386,11 @@ class Container:
                 BACKUP_DIR=state["backup_dir"],
                 BITPOLL_VERSION=state["version"],
                 PACKAGES=",".join(f"{version}={path}" for version, path in state["packages"].items()),
+            )
+        if "metrics_port" in state:
+            values.update(
+                METRICS_URL=f"http://127.0.0.1:{state['metrics_port']}/metrics",
+                METRICS_PORT=str(state["metrics_port"]),
             )
         if "up_seconds" in state:
             values["UP_SECONDS"] = str(state["up_seconds"])

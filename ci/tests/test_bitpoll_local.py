@@ -79,6 +79,7 @@ def test_on_the_process_testbed_the_rest_is_skipped_with_the_reason(tmp_path, ha
         "backup-restore",
         "faults",
         "hardening",
+        "monitoring",
         "postgresql",
         "upgrade",
     ]
@@ -103,7 +104,7 @@ def test_every_scenario_passes_in_the_container(tmp_path, harness):
     assert result.returncode == 0, result.stdout[-5000:] + result.stderr[-3000:]
     combined = json.loads(report.read_text())
     assert sorted(s["scenario"] for s in combined["scenarios"]) == sorted(
-        ["deployment", "migrations", "hardening", "backup-restore", "faults", "postgresql", "upgrade"]
+        ["deployment", "migrations", "hardening", "backup-restore", "faults", "postgresql", "upgrade", "monitoring"]
     )
     assert all(s["status"] == "passed" for s in combined["scenarios"]) and combined["not_run"] == []
     assert combined["summary"]["failed"] == 0 and combined["summary"]["skipped"] == 0

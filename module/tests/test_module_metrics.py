@@ -70,7 +70,7 @@ def test_metrics_are_off_by_default_and_leave_no_trace(default):
     assert not METRICS_ENVIRONMENT & set(service["environment"])
     assert "Sockets" not in service["serviceConfig"]
     assert "RuntimeDirectory" not in service["serviceConfig"]
-    assert service["wants"] == []
+    assert service["requires"] == ["bitpoll.socket"]
     assert default["prometheus"]["scrapeConfigs"] == []
     assert all("PROMETHEUS" not in w["text"] and "METRICS" not in w["text"] for w in default["wrappers"])
 
@@ -88,11 +88,10 @@ def test_metrics_socket_and_what_the_service_gets(metrics_on):
     assert service["serviceConfig"]["RuntimeDirectoryMode"] == "0700"
     assert service["environment"]["BITPOLL_METRICS_LISTEN"] == "127.0.0.1:8081"
     assert service["environment"]["PROMETHEUS_MULTIPROC_DIR"] == "/run/bitpoll-metrics"
-    # Ordered after the metrics socket and wanting it, but not requiring it: a metrics port
-    # taken by another program must not take Bitpoll down.
+    # Ordered after the metrics socket and requiring it, as bitpoll.socket: metrics asked for
+    # are served, or the start fails naming the socket.
     assert service["after"][-2:] == ["bitpoll.socket", "bitpoll-metrics.socket"]
-    assert service["wants"] == ["bitpoll-metrics.socket"]
-    assert service["requires"] == ["bitpoll.socket"]
+    assert service["requires"] == ["bitpoll.socket", "bitpoll-metrics.socket"]
     # The sandbox is the same: the socket unit, not the service, owns the listener.
     assert service["serviceConfig"]["PrivateNetwork"] is True
     assert service["serviceConfig"]["IPAddressDeny"] == "any"
@@ -249,7 +248,7 @@ def test_module_units_equal_the_pure_unit_data_with_metrics(metrics_on, tmp_path
     pure = units["bitpoll.service"]
     assert service["serviceConfig"] == pure["Service"]
     assert service["environment"] == pure["environment"]
-    assert service["after"] == pure["Unit"]["After"] and service["wants"] == pure["Unit"]["Wants"]
+    assert service["after"] == pure["Unit"]["After"] and service["requires"] == pure["Unit"]["Requires"]
     socket = units["bitpoll-metrics.socket"]
     mapped = metrics_on["sockets"]["bitpoll-metrics"]
     assert mapped["listenStreams"] == socket["Socket"]["ListenStream"]
