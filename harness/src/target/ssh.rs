@@ -113,9 +113,17 @@ impl SshTarget {
             Session::new().map_err(|e| error(format!("cannot start libssh2: {e}")))?;
         session.set_tcp_stream(tcp);
         session.set_timeout(options.connect_timeout.as_millis() as u32);
-        session
-            .handshake()
-            .map_err(|e| error(format!("ssh handshake failed: {e}")))?;
+        session.handshake().map_err(|e| {
+            // LIBSSH2_ERROR_TIMEOUT: the port accepted but no SSH server answered in time.
+            if e.code() == ssh2::ErrorCode::Session(-9) {
+                error(format!(
+                    "ssh handshake failed: the port accepted the connection but no SSH greeting came within {:?}; check that sshd answers there (a hung sshd, or not an SSH port), or raise connect_timeout",
+                    options.connect_timeout
+                ))
+            } else {
+                error(format!("ssh handshake failed: {e}"))
+            }
+        })?;
         check_host_key(&session, &address, options).map_err(error)?;
         authenticate(&session, &address, options.identity.as_deref()).map_err(error)?;
         Ok(Self {
