@@ -15,12 +15,14 @@
   # The Bitpoll package of the default system (pkgs.bitpoll when null, as the module's default).
   package ? null,
   # An evaluated NixOS system (it needs `config`) with services.bitpoll enabled. The default is
-  # the smallest such system, with every Bitpoll unit present.
+  # the smallest such system, with every Bitpoll unit present (and the metrics, which add a
+  # socket, environment and a runtime directory to bitpoll.service).
   nixos ? pkgs.nixos {
     imports = [ ../default.nix ];
     services.bitpoll = {
       enable = true;
       backup.enable = true;
+      metrics.enable = true;
     }
     // (if package == null then { } else { inherit package; });
     boot.loader.grub.enable = false;
