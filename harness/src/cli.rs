@@ -18,7 +18,7 @@ use crate::command::vm::{self, VmArgs};
     name = "bitpoll-harness",
     version,
     about = "Runs declarative scenarios that prove a Bitpoll deployment works",
-    after_help = "Exit codes: 0 all steps passed or were skipped with a reason, 1 a step failed, 2 usage, scenario or connection error."
+    after_help = "Exit codes: 0 all steps passed or were skipped with a reason, 1 a step failed, 2 usage, scenario or connection error. A fleet run (--inventory): 2 when some host could not be reached, else 1 when a step failed on some host, else 0."
 )]
 pub struct Cli {
     #[command(subcommand)]
