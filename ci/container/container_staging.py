@@ -45,6 +45,9 @@ class Setup:
     switch_ports: list[int]
     # Prometheus metrics on (services.bitpoll.metrics.enable) at state["metrics_port"].
     metrics: bool = False
+    # A further generation VERSION-metrics of the active package with metrics on at
+    # state["switch_metrics_port"], for `bitpoll-testbed-switch` to turn them on (and back off).
+    switch_metrics: bool = False
 
 
 def stage_system(container, root: Path, state: dict) -> None:
@@ -153,9 +156,12 @@ def stage_bitpoll(container, root: Path, setup: Setup, state: dict) -> None:
     # bitpoll-testbed-switch; the active package's are installed.
     packages = root / "etc/bitpoll-testbed/packages"
     packages.mkdir(parents=True)
-    generations = [(candidate.version, candidate, port) for candidate in [layout, *others]]
-    generations += [(f"{layout.version}-port{other}", layout, other) for other in setup.switch_ports]
-    for generation, candidate, listen_port in generations:
+    generations = [(candidate.version, candidate, port, []) for candidate in [layout, *others]]
+    generations += [(f"{layout.version}-port{other}", layout, other, []) for other in setup.switch_ports]
+    if setup.switch_metrics:
+        metrics = ["--metrics-address", "127.0.0.1", "--metrics-port", str(state["switch_metrics_port"])]
+        generations.append((f"{layout.version}-metrics", layout, port, metrics))
+    for generation, candidate, listen_port, extra in generations:
         units = container.dir / "units" / generation
         run(
             [
@@ -179,6 +185,7 @@ def stage_bitpoll(container, root: Path, setup: Setup, state: dict) -> None:
                 "--systemd-run",
                 "/usr/bin/systemd-run",
                 *render_args,
+                *extra,
             ]
         )
         kept = packages / generation

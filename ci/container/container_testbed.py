@@ -172,6 +172,7 @@ class Container:
         credentials: bool = False,
         switch_ports: list[int] | tuple = (),
         metrics: bool = False,
+        switch_metrics: bool = False,
     ) -> dict:
         """Boot a container; with `layout_bin`, install and start Bitpoll in it. `settings` are
         applied over the testbed's own (ALLOWED_HOSTS, BASE_URL and, for PostgreSQL,
@@ -183,7 +184,9 @@ class Container:
         `switch_ports`: for each port N a generation VERSION-portN of the active package that
         listens on N instead (a changed services.bitpoll.port), to switch to the same way.
         `metrics`: Prometheus metrics on (services.bitpoll.metrics.enable), their socket
-        bitpoll-metrics.socket on 127.0.0.1 at a free port (METRICS_URL).
+        bitpoll-metrics.socket on 127.0.0.1 at a free port (METRICS_URL). `switch_metrics`: a
+        generation VERSION-metrics of the active package with metrics on at another free port
+        (SWITCH_METRICS_PORT), to switch to the same way.
         Returns the KEY=VALUE map."""
         if os.geteuid() != 0:
             raise TestbedError("the container testbed needs root (systemd-nspawn, overlay and bind mounts)")
@@ -221,11 +224,10 @@ class Container:
             raise TestbedError("a database or credentials need Bitpoll: pass --src or --layout-bin")
         if switch_ports and not layout:
             raise TestbedError("a generation on another port needs Bitpoll: pass --src or --layout-bin")
-        if metrics and not layout:
+        if (metrics or switch_metrics) and not layout:
             raise TestbedError("metrics need Bitpoll: pass --src or --layout-bin")
-        setup = Setup(
-            layout, others, db, render_args or [], settings or {}, credentials, list(switch_ports), metrics
-        )
+        setup = Setup(layout, others, db, render_args or [], settings or {}, credentials, list(switch_ports))
+        setup.metrics, setup.switch_metrics = metrics, switch_metrics
         base = rootfs.build()
         # The files made here become the container's (its root directory is the overlay's upper
         # directory): they need the usual modes whatever umask the caller runs with (a test
@@ -250,8 +252,9 @@ class Container:
         state["ssh_port"] = free_port()
         if layout:
             state["http_port"] = free_port()
-        if setup.metrics:
-            state["metrics_port"] = free_port()
+        for key, wanted in (("metrics_port", setup.metrics), ("switch_metrics_port", setup.switch_metrics)):
+            if wanted:
+                state[key] = free_port()
         self.save(state)
 
         root, upper, work = self.dir / "root", self.dir / "upper", self.dir / "work"
@@ -388,10 +391,10 @@ class Container:
                 PACKAGES=",".join(f"{version}={path}" for version, path in state["packages"].items()),
             )
         if "metrics_port" in state:
-            values.update(
-                METRICS_URL=f"http://127.0.0.1:{state['metrics_port']}/metrics",
-                METRICS_PORT=str(state["metrics_port"]),
-            )
+            values.update(METRICS_URL=f"http://127.0.0.1:{state['metrics_port']}/metrics")
+        for key in ("metrics_port", "switch_metrics_port"):
+            if key in state:
+                values[key.upper()] = str(state[key])
         if "up_seconds" in state:
             values["UP_SECONDS"] = str(state["up_seconds"])
         return values
