@@ -85,7 +85,12 @@ class _Handler(BaseHTTPRequestHandler):
         if self.path.split("?", 1)[0] != "/metrics":
             self._answer(404, b"not found; the metrics are at /metrics\n", "text/plain; charset=utf-8")
             return
-        body, content_type = scrape(self.headers.get("Accept"))
+        try:
+            body, content_type = scrape(self.headers.get("Accept"))
+        except Exception as error:  # an unreadable file, say: say so, and keep serving
+            _log(f"metrics: the scrape failed: {type(error).__name__}: {error}")
+            self._answer(500, b"the scrape failed; see the journal\n", "text/plain; charset=utf-8")
+            return
         self._answer(200, body, content_type)
 
     def _answer(self, status, body, content_type):

@@ -80,6 +80,12 @@ def children(pid):
     return sorted(found)
 
 
+def workers(master, count=2):
+    """gunicorn's workers once all `count` have started (the first answers before the second is
+    forked)."""
+    return wait_for(lambda: len(children(master)) == count and children(master), 60, f"{count} workers")
+
+
 def _socket_inodes(pid):
     inodes = set()
     try:

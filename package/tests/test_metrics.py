@@ -25,6 +25,7 @@ from metrics_support import (
     start,
     value,
     wait_for,
+    workers,
 )
 from test_runtime import fetch
 
@@ -44,8 +45,7 @@ def test_metrics_are_off_by_default(make_instance):
     assert fetch(instance.base_url + "/metrics")[0] == 404
     # One listener, Bitpoll's, in the master and in each worker; no hooks configuration.
     assert listening(master) == {("127.0.0.1", instance.port)}
-    assert len(children(master)) == 2
-    for worker in children(master):
+    for worker in workers(master):
         assert listening(worker) == {("127.0.0.1", instance.port)}
     with open(f"/proc/{master}/cmdline", "rb") as handle:
         assert b"bitpoll_gunicorn_hooks" not in handle.read()
@@ -58,8 +58,7 @@ def test_metrics_are_off_by_default(make_instance):
 def test_requests_are_counted_exactly_over_both_workers_and_a_killed_one(make_instance, metrics_dir):
     instance = make_instance(start=True)
     master, port = start(instance, metrics_dir)
-    workers = children(master)
-    assert len(workers) == 2
+    serving_workers = workers(master)
     before = index_requests(port)
     # Rounds of concurrent requests until both workers have served some of them.
     sent = 0
@@ -71,13 +70,13 @@ def test_requests_are_counted_exactly_over_both_workers_and_a_killed_one(make_in
         if sum(1 for name, count in by_file.items() if count > 0) >= 2:
             break
     serving = {int(name[len("counter_") : -3]) for name, count in by_file.items() if count > 0}
-    assert serving == set(workers), f"not both workers served: {by_file}"
+    assert serving == set(serving_workers), f"not both workers served: {by_file}"
     assert index_requests(port) - before == sent
     assert sum(by_file.values()) - before == sent
 
     # A worker killed outright: gunicorn starts another, child_exit archives the dead one's file.
     counted = index_requests(port)
-    victim = workers[0]
+    victim = serving_workers[0]
     os.kill(victim, signal.SIGKILL)
     wait_for(lambda: len(children(master)) == 2 and victim not in children(master), 60, "a new worker")
     wait_for(
@@ -100,7 +99,7 @@ def test_requests_are_counted_exactly_over_both_workers_and_a_killed_one(make_in
 def test_recycled_workers_lose_no_count_and_leave_few_files(make_instance, metrics_dir):
     instance = make_instance(start=True)
     master, port = start(instance, metrics_dir, "--max-requests", "5", "--max-requests-jitter", "0")
-    first = set(children(master))
+    first = set(workers(master))
     before = index_requests(port)
     statuses = get_many(instance.base_url + "/", 60, concurrency=4)
     assert statuses == [200] * 60
@@ -142,7 +141,7 @@ def test_the_listener_is_where_it_was_told_and_the_public_app_has_no_metrics(mak
     master, port = start(instance, metrics_dir, host="::1")
     # Only on [::1]:port; the workers do not hold the metrics socket.
     assert listening(master) == {("127.0.0.1", instance.port), ("::1", port)}
-    for worker in children(master):
+    for worker in workers(master):
         assert listening(worker) == {("127.0.0.1", instance.port)}
     samples = scrape(port, host="[::1]")
     assert value(samples, "bitpoll_info", version=instance.build.version) == 1

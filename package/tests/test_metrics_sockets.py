@@ -12,7 +12,7 @@ import textwrap
 
 import pytest
 
-from metrics_support import children, launch, listening, metrics_env, scrape, value
+from metrics_support import launch, listening, metrics_env, scrape, value, workers
 from test_runtime import fetch
 from testbed_instance import free_port
 
@@ -75,7 +75,7 @@ def test_the_socket_named_metrics_goes_to_the_master(make_instance, tmp_path, na
     # alone holds the metrics socket; nothing was bound on BITPOLL_METRICS_LISTEN.
     everything = {("127.0.0.1", port) for port in ports.values()}
     assert listening(master) == everything
-    for worker in children(master):
+    for worker in workers(master):
         assert listening(worker) == everything - {("127.0.0.1", ports["metrics"])}
     for name in http:
         status, _, body = fetch(f"http://127.0.0.1:{ports[name]}/")
