@@ -21,6 +21,8 @@ struct HostLine {
     name: String,
     target: String,
     state: String,
+    /// The scenario running now, for the live line's `scenario: step`.
+    scenario: String,
     passed: usize,
     failed: usize,
     skipped: usize,
@@ -54,6 +56,7 @@ impl Progress {
                 name,
                 target,
                 state: "waiting".into(),
+                scenario: String::new(),
                 passed: 0,
                 failed: 0,
                 skipped: 0,
@@ -83,6 +86,7 @@ impl Progress {
             }
             Event::ScenarioStarted(name) => {
                 host.state = format!("{name}: starting");
+                host.scenario.clone_from(&name);
                 format!("scenario {name}")
             }
             Event::Step(step) => {
@@ -91,8 +95,7 @@ impl Progress {
                     Status::Failed => host.failed += 1,
                     Status::Skipped => host.skipped += 1,
                 }
-                let scenario = host.state.split(':').next().unwrap_or_default().to_string();
-                host.state = format!("{scenario}: {}", step.name);
+                host.state = format!("{}: {}", host.scenario, step.name);
                 // The details of failures come once, grouped by host, at the end.
                 human::step_lines(&step)
                     .lines()
