@@ -50,6 +50,16 @@ def switch(box, generation):
     return result.stdout
 
 
+def fetch(box, url) -> tuple[int, str]:
+    """GET url; on failure the service's journal says why (a master that cannot serve the
+    metrics socket stops, and systemd keeps restarting it)."""
+    try:
+        with urllib.request.urlopen(url, timeout=60) as response:
+            return response.status, response.read().decode()
+    except OSError as error:
+        raise AssertionError(f"GET {url}: {error}" + journal(box)) from None
+
+
 def exposure(box) -> float:
     out = sh(box, "systemd-analyze", "security", "--no-pager", "bitpoll.service").stdout
     match = re.search(r"Overall exposure level for bitpoll\.service: (\d+\.\d+)", out)
@@ -74,10 +84,9 @@ def test_metrics_on_by_a_switch_and_off_again(metrics_container):
     assert socket_unit["ActiveState"] == "active", socket_unit
     assert socket_unit["Listen"] == f"127.0.0.1:{port} (Stream)" and socket_unit["FileDescriptorName"] == "metrics"
     assert f"BITPOLL_METRICS_LISTEN=127.0.0.1:{port}" in environment(box)
-    assert urllib.request.urlopen(info["BASE_URL"] + "/", timeout=60).status == 200
-    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=60) as response:
-        body = response.read().decode()
-    assert response.status == 200, body
+    assert fetch(box, info["BASE_URL"] + "/")[0] == 200
+    status, body = fetch(box, f"http://127.0.0.1:{port}/metrics")
+    assert status == 200, body
     assert re.search(r'(?m)^bitpoll_http_requests_total\{method="GET",status="200",view="index"\} [1-9]', body), body
     assert 'bitpoll_info{version="' in body
     # The master serves the socket it was given: the sandbox stays as it was.
@@ -99,4 +108,4 @@ def test_metrics_on_by_a_switch_and_off_again(metrics_container):
     assert refused(port), f"port {port} still accepts connections after metrics were turned off"
     assert "BITPOLL_METRICS_LISTEN" not in environment(box)
     assert sh(box, "test", "-e", "/run/bitpoll-metrics", check=False).returncode == 1
-    assert urllib.request.urlopen(info["BASE_URL"] + "/", timeout=60).status == 200
+    assert fetch(box, info["BASE_URL"] + "/")[0] == 200
