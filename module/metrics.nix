@@ -9,7 +9,6 @@
 }:
 let
   inherit (lib)
-    elem
     hasInfix
     hasPrefix
     mkIf
@@ -19,13 +18,12 @@ let
   cfg = config.services.bitpoll;
   metrics = cfg.metrics;
 
-  isLoopback =
+  isLoopback = address: hasPrefix "127." address || address == "::1";
+  # systemd's ListenStream= takes an address, not a host name.
+  isAddress =
     address:
-    hasPrefix "127." address
-    || elem address [
-      "::1"
-      "localhost"
-    ];
+    builtins.match "[0-9]+[.][0-9]+[.][0-9]+[.][0-9]+" address != null
+    || (hasInfix ":" address && builtins.match "[0-9a-fA-F:.]+" address != null);
 
   # A wildcard listener accepts on loopback too; a local Prometheus connects there.
   scrapeAddress =
@@ -67,7 +65,7 @@ in
       default = "127.0.0.1";
       example = "::1";
       description = ''
-        Address systemd listens on for the metrics (the socket unit `bitpoll-metrics.socket`).
+        IP address systemd listens on for the metrics (the socket unit `bitpoll-metrics.socket`).
         The metrics answer anyone who can connect, without authentication, so an address other
         machines can reach needs {option}`services.bitpoll.metrics.allowRemote`.
       '';
@@ -116,7 +114,17 @@ in
         message = "services.bitpoll.metrics.port and services.bitpoll.port are both ${toString cfg.port}, so the metrics socket and Bitpoll's own cannot both listen: set services.bitpoll.metrics.port to another port.";
       }
       {
-        assertion = !(metrics.enable && !metrics.allowRemote && !isLoopback metrics.listenAddress);
+        assertion = !(metrics.enable && !isAddress metrics.listenAddress);
+        message = ''services.bitpoll.metrics.listenAddress is "${metrics.listenAddress}", but systemd listens on an IP address, not a host name: set it to 127.0.0.1 or ::1.'';
+      }
+      {
+        assertion =
+          !(
+            metrics.enable
+            && isAddress metrics.listenAddress
+            && !metrics.allowRemote
+            && !isLoopback metrics.listenAddress
+          );
         message = "services.bitpoll.metrics.listenAddress is ${metrics.listenAddress}, which other machines can reach, and the metrics answer anyone without authentication: set it to 127.0.0.1 or ::1 (and scrape with a Prometheus on this machine), or set services.bitpoll.metrics.allowRemote = true to let a Prometheus elsewhere scrape it.";
       }
       {

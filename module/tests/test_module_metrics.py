@@ -179,6 +179,12 @@ ASSERTIONS = [
         id="remote-metrics-without-opt-in",
     ),
     pytest.param(
+        METRICS + ' services.bitpoll.metrics.listenAddress = "localhost";',
+        METRICS + ' services.bitpoll.metrics.listenAddress = "127.0.0.1";',
+        'services.bitpoll.metrics.listenAddress is "localhost", but systemd listens on an IP address',
+        id="metrics-on-a-host-name",
+    ),
+    pytest.param(
         "services.prometheus.enable = true; services.bitpoll.metrics.scrape = true;",
         METRICS + " services.prometheus.enable = true; services.bitpoll.metrics.scrape = true;",
         "but they are off: set services.bitpoll.metrics.enable = true",
