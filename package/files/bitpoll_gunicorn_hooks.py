@@ -22,6 +22,7 @@ with a database library lock held by a thread it does not have.
 
 import os
 import socket
+import socketserver
 import sys
 import threading
 from collections import defaultdict
@@ -201,9 +202,13 @@ def when_ready(server):
         target = where or os.environ.get("BITPOLL_METRICS_LISTEN")
         server.log.error("bitpoll: metrics listener on %s: %s", target, error)
         server.halt(reason=f"the metrics listener could not be opened on {target}", exit_status=1)
-    httpd = HTTPServer(sock.getsockname()[:2], _Handler, bind_and_activate=False)
-    httpd.socket.close()
+    # HTTPServer's constructor would create a socket of its own even when told not to bind,
+    # and the service's sandbox allows AF_UNIX only (RestrictAddressFamilies=): serve the socket
+    # systemd passed (or the one bound above) without creating another.
+    httpd = HTTPServer.__new__(HTTPServer)
+    socketserver.BaseServer.__init__(httpd, sock.getsockname()[:2], _Handler)
     httpd.socket = sock
+    httpd.server_name, httpd.server_port = "localhost", sock.getsockname()[1]
     _state["server"] = httpd
     os.register_at_fork(before=_before_fork, after_in_parent=_after_fork, after_in_child=_after_fork)
     threading.Thread(target=httpd.serve_forever, name="bitpoll-metrics", daemon=True).start()
