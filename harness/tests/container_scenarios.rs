@@ -103,6 +103,12 @@ fn main() {
         up_arguments: with_current(&["--db", "postgresql"]),
         vars: Vec::new(),
     });
+    // Metrics on, on a port of its own (the scenario reads them with curl on the target).
+    cases.push(Case {
+        scenario: "monitoring",
+        up_arguments: with_current(&["--metrics"]),
+        vars: Vec::new(),
+    });
     // The upgrade boots 0.10.0 with 0.11.0 installed beside it; the testbed's switch command
     // plays the part of NixOS's specialisation.
     cases.push(Case {

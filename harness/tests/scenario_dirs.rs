@@ -11,12 +11,13 @@ use std::path::Path;
 use predicates::prelude::*;
 use scenario_dir::{harness, ScenarioDir};
 
-const SHIPPED: [&str; 7] = [
+const SHIPPED: [&str; 8] = [
     "backup-restore",
     "deployment",
     "faults",
     "hardening",
     "migrations",
+    "monitoring",
     "postgresql",
     "upgrade",
 ];
@@ -48,7 +49,7 @@ fn listed_from_the_root(binary: &Path) -> Vec<String> {
 }
 
 #[test]
-fn list_from_the_root_directory_shows_the_seven_shipped_scenarios() {
+fn list_from_the_root_directory_shows_the_eight_shipped_scenarios() {
     let built = assert_cmd::cargo::cargo_bin("bitpoll-harness");
     assert_eq!(listed_from_the_root(&built), SHIPPED);
 }
