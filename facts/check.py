@@ -97,7 +97,11 @@ def main() -> int:
         print("SKIPPED the facts checks: NIXPKGS_LIB is not set (a path to nixpkgs' lib)")
         return 0
     result = nix_eval(f"let s = import {ROOT}/facts {{ lib = import {lib}; }}; in builtins.length s.entries")
-    check(result.returncode == 0, f"{FACTS}: every entry has its source, version read and sureness", result.stderr)
+    check(
+        result.returncode == 0,
+        f"{FACTS}: every entry has its source, version read and sureness",
+        result.stderr,
+    )
     result = nix_eval(python_modules_expression(ROOT, lib))
     check(
         result.returncode == 0 and "false" not in result.stdout,
@@ -105,14 +109,18 @@ def main() -> int:
         result.stderr,
     )
     result = nix_eval(build_script_expression(ROOT, lib))
-    check(result.returncode == 0, "package/default.nix evaluates with the stand-ins of the facts", result.stderr)
+    check(
+        result.returncode == 0, "package/default.nix evaluates with the stand-ins of the facts", result.stderr
+    )
 
     with tempfile.TemporaryDirectory() as tmp:
         copy = Path(tmp, "repo")
         for part in ("facts", "package", "module"):
             shutil.copytree(ROOT / part, copy / part)
         facts = (copy / FACTS).read_text()
-        entry = re.search(r'\n\[\[attribute\]\]\npath = "python3Packages.requests"\n(?:[^\[\n][^\n]*\n)*', facts)
+        entry = re.search(
+            r'\n\[\[attribute\]\]\npath = "python3Packages.requests"\n(?:[^\[\n][^\n]*\n)*', facts
+        )
         assert entry, "the requests fact is not where the check expects it"
         (copy / FACTS).write_text(facts.replace(entry.group(0), "\n"))
         result = nix_eval(build_script_expression(copy, lib))

@@ -23,7 +23,9 @@ def console_tail(path: Path, lines: int = 20) -> str:
         return f"(no console log: {error.strerror})"
 
 
-def boot(container, root: Path, store: Path | None, binds: list[tuple[Path, str]], state: dict, timeout: float) -> None:
+def boot(
+    container, root: Path, store: Path | None, binds: list[tuple[Path, str]], state: dict, timeout: float
+) -> None:
     """Start systemd-nspawn on `root` in cgroups of its own and wait until the container's
     systemd is running and its sshd listens."""
     cmd = [
@@ -83,7 +85,8 @@ def boot(container, root: Path, store: Path | None, binds: list[tuple[Path, str]
             )
         if time.monotonic() > deadline:
             raise TestbedError(
-                f"the container's systemd did not start within {timeout:.0f} s; see " f"{container.dir / 'console.log'}"
+                f"the container's systemd did not start within {timeout:.0f} s; see "
+                f"{container.dir / 'console.log'}"
             )
         leader = find_leader(proc.pid)
         if leader is None:
@@ -144,6 +147,7 @@ def wait_port(port: int, deadline: float, what: str) -> None:
         except OSError:
             if time.monotonic() > deadline:
                 raise TestbedError(
-                    f"{what} is not listening on 127.0.0.1:{port}; see `bitpoll-container exec " "journalctl -b`"
+                    f"{what} is not listening on 127.0.0.1:{port}; see `bitpoll-container exec "
+                    "journalctl -b`"
                 ) from None
             time.sleep(0.05)

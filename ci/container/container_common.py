@@ -65,7 +65,9 @@ def run(cmd: list[str], **kwargs) -> subprocess.CompletedProcess:
         return subprocess.run(cmd, **kwargs)
     except subprocess.CalledProcessError as exc:
         detail = (exc.stderr or exc.stdout or "").strip().splitlines()[-5:]
-        raise TestbedError(f"{shlex.join(cmd)} failed (exit {exc.returncode}): " + " | ".join(detail)) from exc
+        raise TestbedError(
+            f"{shlex.join(cmd)} failed (exit {exc.returncode}): " + " | ".join(detail)
+        ) from exc
 
 
 def reap(pid: int) -> None:

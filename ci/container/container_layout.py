@@ -101,7 +101,9 @@ class Layout:
         inherits its umask 077) has private files; they are opened up here, which changes no
         content and only brings the layout closer to what the package is.
         """
-        trees = [self.base_prefix, self.app_dir, self.static_root] + ([self.site_packages] if self.venv else [])
+        trees = [self.base_prefix, self.app_dir, self.static_root] + (
+            [self.site_packages] if self.venv else []
+        )
         changed = 0
         for tree in trees:
             for directory, _, files in os.walk(tree):
@@ -166,7 +168,8 @@ class Layout:
             env = host(self.c_env)
             (env / "bin").mkdir(parents=True)
             (env / "pyvenv.cfg").write_text(
-                f"home = {self.c_base}/bin\ninclude-system-site-packages = false\nversion = " f"{self.python_version}\n"
+                f"home = {self.c_base}/bin\ninclude-system-site-packages = false\nversion = "
+                f"{self.python_version}\n"
             )
             (env / "bin" / "python").symlink_to(f"{self.c_base}/bin/{self.python_xy}")
             (env / "bin" / "python3").symlink_to("python")

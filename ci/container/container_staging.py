@@ -150,8 +150,12 @@ def stage_bitpoll(container, root: Path, setup: Setup, state: dict) -> None:
     if setup.metrics:
         # services.bitpoll.metrics.enable, its socket on a free port of the shared network.
         render_args += ["--metrics-address", "127.0.0.1", "--metrics-port", str(state["metrics_port"])]
-    settings_path = f"{STORE}/{store_hash('settings', json.dumps(settings, sort_keys=True))}-bitpoll-settings.json"
-    (container.dir / "store" / settings_path[len(STORE) + 1 :]).write_text(json.dumps(settings, indent=2) + "\n")
+    settings_path = (
+        f"{STORE}/{store_hash('settings', json.dumps(settings, sort_keys=True))}-bitpoll-settings.json"
+    )
+    (container.dir / "store" / settings_path[len(STORE) + 1 :]).write_text(
+        json.dumps(settings, indent=2) + "\n"
+    )
     # Every package's units, rendered with its store path, kept in the container for
     # bitpoll-testbed-switch; the active package's are installed.
     packages = root / "etc/bitpoll-testbed/packages"

@@ -144,7 +144,9 @@ class Container:
         try:
             result = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, input=input)
         except subprocess.TimeoutExpired:
-            raise TestbedError(f"in the container, {shlex.join(argv)} did not finish within {timeout:.0f} s") from None
+            raise TestbedError(
+                f"in the container, {shlex.join(argv)} did not finish within {timeout:.0f} s"
+            ) from None
         if check and result.returncode != 0:
             raise TestbedError(
                 f"in the container, {shlex.join(argv)} failed (exit {result.returncode}): "
@@ -195,7 +197,8 @@ class Container:
                 raise TestbedError(f"{tool} not found; run ci/install.d/10-debian.sh")
         if "overlay" not in Path("/proc/filesystems").read_text():
             raise TestbedError(
-                "the kernel has no overlay file system; the container needs it to keep the cached rootfs " "clean"
+                "the kernel has no overlay file system; the container needs it to keep the cached rootfs "
+                "clean"
             )
         if self.running():
             raise TestbedError(f"a container is already up in {self.dir}; run `bitpoll-container down` first")
@@ -292,7 +295,9 @@ class Container:
     def _start_bitpoll(self, state: dict, timeout: float) -> None:
         self.exec(["ldconfig"], state=state)
         units = [*STARTED_UNITS, *(["bitpoll-metrics.socket"] if "metrics_port" in state else [])]
-        result = self.exec(["systemctl", "enable", "--now", *units], check=False, timeout=timeout, state=state)
+        result = self.exec(
+            ["systemctl", "enable", "--now", *units], check=False, timeout=timeout, state=state
+        )
         if result.returncode != 0:
             journal = self.exec(
                 ["journalctl", "--no-pager", "-n", "40", "-u", "bitpoll.service"], check=False, state=state

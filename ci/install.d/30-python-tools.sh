@@ -13,6 +13,6 @@ fi
 python=$(find_python312)
 rm -rf "$venv"
 "$python" -m venv "$venv"
-"$venv/bin/pip" install --quiet --disable-pip-version-check "pytest==8.4.2"
+"$venv/bin/pip" install --quiet --disable-pip-version-check "pytest==8.4.2" "black==26.10.1" "pyflakes==4.1.0"
 touch "$venv/.complete"
 echo "pytest venv created: $venv"

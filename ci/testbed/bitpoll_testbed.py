@@ -43,7 +43,9 @@ __all__ = ["Instance", "TestbedError", "main", "prepare", "python_version_of"]
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(prog="bitpoll-testbed", description="Start or stop a Bitpoll laid out as the Nix package.")
+    parser = argparse.ArgumentParser(
+        prog="bitpoll-testbed", description="Start or stop a Bitpoll laid out as the Nix package."
+    )
     commands = parser.add_subparsers(dest="command", required=True)
     start = commands.add_parser("start", help="build (cached) and start an instance; prints KEY=VALUE lines")
     start.add_argument("--src", required=True, help="Bitpoll checkout (BITPOLL_SRC)")
@@ -53,10 +55,16 @@ def main(argv=None):
     start.add_argument("--port", type=int, help="port on 127.0.0.1 (default: a free one)")
     start.add_argument("--version", help="Bitpoll version of the checkout (default: told by its tree hash)")
     start.add_argument("--python", help="interpreter for the venv (default: chosen from the checkout)")
-    start.add_argument("--generated-secrets", action="store_true",
-                       help="no credentials directory: let bitpoll-ops prestart generate the secrets")
-    start.add_argument("--export", action="store_true",
-                       help="print `export` lines for a shell to load (eval) instead of KEY=VALUE lines")
+    start.add_argument(
+        "--generated-secrets",
+        action="store_true",
+        help="no credentials directory: let bitpoll-ops prestart generate the secrets",
+    )
+    start.add_argument(
+        "--export",
+        action="store_true",
+        help="print `export` lines for a shell to load (eval) instead of KEY=VALUE lines",
+    )
     env = commands.add_parser("env", help="print `export` lines of a running instance, for eval in a shell")
     env.add_argument("--dir", required=True)
     stop = commands.add_parser("stop", help="stop an instance's server and PostgreSQL")
@@ -70,8 +78,14 @@ def main(argv=None):
                 settings = json.loads(read(args.settings))
             directory = args.dir or tempfile.mkdtemp(prefix="bitpoll-testbed-")
             build = prepare(args.src, version=args.version, python=args.python)
-            instance = Instance(build, directory, db=args.db, settings=settings, port=args.port,
-                                credentials=not args.generated_secrets)
+            instance = Instance(
+                build,
+                directory,
+                db=args.db,
+                settings=settings,
+                port=args.port,
+                credentials=not args.generated_secrets,
+            )
             try:
                 instance.start()
             except BaseException:

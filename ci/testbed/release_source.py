@@ -38,7 +38,9 @@ def pin(which: str) -> dict:
     nix_file = PINNED_BY[which]
     match = re.search(r"pins/(bitpoll-[0-9.]*[0-9]\.json)", nix_file.read_text())
     if not match:
-        raise SourceError(f"{nix_file.relative_to(REPO)} names no pin file (package/pins/bitpoll-VERSION.json)")
+        raise SourceError(
+            f"{nix_file.relative_to(REPO)} names no pin file (package/pins/bitpoll-VERSION.json)"
+        )
     return json.loads((REPO / "package" / "pins" / match.group(1)).read_text())
 
 
@@ -76,7 +78,9 @@ def fetch(which: str, cache: Path | None = None, base: str | None = None) -> Pat
             with tarfile.open(archive) as tar:
                 tar.extractall(unpacked, filter="data")
         except (tarfile.TarError, OSError) as error:
-            raise SourceError(f"the download from {url} is not a readable tarball ({error}); refusing it") from None
+            raise SourceError(
+                f"the download from {url} is not a readable tarball ({error}); refusing it"
+            ) from None
         tops = list(unpacked.iterdir())
         if len(tops) != 1 or not tops[0].is_dir():
             raise SourceError(f"the tarball from {url} does not hold one top directory; refusing it")

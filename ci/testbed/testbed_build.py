@@ -17,6 +17,7 @@ import time
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import source_version as source_release  # noqa: E402
+
 FILES = os.path.join(REPO, "package", "files")
 CONSTRAINTS = os.path.join(REPO, "package", "nixpkgs-python-constraints.txt")
 WRAPPERS = ("bitpoll-manage", "bitpoll-server", "bitpoll-ops")
@@ -70,8 +71,9 @@ def run(command, **kwargs):
 
 
 def python_version_of(python):
-    out = subprocess.run([python, "-c", "import sys; print('%d.%d' % sys.version_info[:2])"],
-                         capture_output=True, text=True)
+    out = subprocess.run(
+        [python, "-c", "import sys; print('%d.%d' % sys.version_info[:2])"], capture_output=True, text=True
+    )
     return out.stdout.strip() if out.returncode == 0 else None
 
 
@@ -89,7 +91,11 @@ def find_python(src):
     candidates = []
     if wanted:
         candidates += [f"python{wanted}", *sorted(glob.glob(f"{home}/.pyenv/versions/{wanted}*/bin/python3"))]
-    candidates += ["python3.13", "python3.12", *sorted(glob.glob(f"{home}/.pyenv/versions/3.1[2-9]*/bin/python3"))]
+    candidates += [
+        "python3.13",
+        "python3.12",
+        *sorted(glob.glob(f"{home}/.pyenv/versions/3.1[2-9]*/bin/python3")),
+    ]
     for candidate in candidates:
         path = shutil.which(candidate) or (candidate if os.path.isfile(candidate) else None)
         version = path and python_version_of(path)
@@ -188,8 +194,10 @@ def venv_plan(src):
             names.append(line)
     pinned = dict(re.findall(r"(?m)^([A-Za-z0-9_.-]+)==(\S+)", read(CONSTRAINTS).decode()))
     no_deps = [f"{name}=={pinned[name]}" if name in pinned else name for name in NO_DEPS]
-    return ([["-c", CONSTRAINTS, *names, *NO_DEPS_REQUIREMENTS, *EXTRA_REQUIREMENTS], ["--no-deps", *no_deps]],
-            [read(requirements_in), read(CONSTRAINTS)])
+    return (
+        [["-c", CONSTRAINTS, *names, *NO_DEPS_REQUIREMENTS, *EXTRA_REQUIREMENTS], ["--no-deps", *no_deps]],
+        [read(requirements_in), read(CONSTRAINTS)],
+    )
 
 
 def build_venv(src, python):
@@ -205,8 +213,12 @@ def build_venv(src, python):
         run([python, "-m", "venv", venv])
         env = dict(os.environ, URLLIB3_NO_OVERRIDE="1", PIP_DISABLE_PIP_VERSION_CHECK="1")
         for args in plans:
-            run([os.path.join(venv, "bin", "pip"), "install", "--quiet", *args], env=env,
-                capture_output=True, text=True)
+            run(
+                [os.path.join(venv, "bin", "pip"), "install", "--quiet", *args],
+                env=env,
+                capture_output=True,
+                text=True,
+            )
         with open(os.path.join(venv, ".complete"), "w") as handle:
             handle.write("\n".join(" ".join(args) for args in plans) + "\n")
     return venv
@@ -274,8 +286,10 @@ def _prepare(src, version, python):
     version = source_version(src, version)
     venv = build_venv(src, python)
     venv_python = os.path.join(venv, "bin", "python")
-    files = [os.path.join(FILES, name) for name in
-             ("settings_local.py", *app_modules(), *(f"{w}.in" for w in WRAPPERS))]
+    files = [
+        os.path.join(FILES, name)
+        for name in ("settings_local.py", *app_modules(), *(f"{w}.in" for w in WRAPPERS))
+    ]
     key = digest(tree_digest(src), venv, version, *(read(f) for f in files))
     root = os.path.join(cache_dir(), f"app-{key}")
     build = Build(root, venv_python, version)
@@ -286,14 +300,20 @@ def _prepare(src, version, python):
         log(f"building app {root} from {src}")
         shutil.rmtree(root, ignore_errors=True)
         shutil.copytree(src, build.app_dir, ignore=shutil.ignore_patterns(".git", "__pycache__"))
-        shutil.copyfile(os.path.join(FILES, "settings_local.py"),
-                        os.path.join(build.app_dir, "bitpoll", "settings_local.py"))
+        shutil.copyfile(
+            os.path.join(FILES, "settings_local.py"),
+            os.path.join(build.app_dir, "bitpoll", "settings_local.py"),
+        )
         for module in app_modules():
             shutil.copyfile(os.path.join(FILES, module), os.path.join(build.app_dir, module))
         stand_in_font(build.app_dir)
         os.makedirs(build.bin_dir)
-        values = {"python": venv_python, "appDir": build.app_dir, "staticRoot": build.static_root,
-                  "version": version}
+        values = {
+            "python": venv_python,
+            "appDir": build.app_dir,
+            "staticRoot": build.static_root,
+            "version": version,
+        }
         for wrapper in WRAPPERS:
             path = build.tool(wrapper)
             with open(path, "w") as handle:
@@ -311,17 +331,32 @@ def build_time_steps(build):
     with tempfile.TemporaryDirectory(prefix="bitpoll-build-") as scratch:
         settings = os.path.join(scratch, "settings.json")
         with open(settings, "w") as handle:
-            json.dump({"ALLOWED_HOSTS": ["localhost"], "BASE_URL": "http://localhost",
-                       "STATIC_ROOT": build.static_root}, handle)
+            json.dump(
+                {
+                    "ALLOWED_HOSTS": ["localhost"],
+                    "BASE_URL": "http://localhost",
+                    "STATIC_ROOT": build.static_root,
+                },
+                handle,
+            )
         credentials = os.path.join(scratch, "credentials")
         os.mkdir(credentials)
-        for name, value in (("secret_key", "build-time-only-not-secret"), ("encryption_key", BUILD_FERNET_KEY)):
+        for name, value in (
+            ("secret_key", "build-time-only-not-secret"),
+            ("encryption_key", BUILD_FERNET_KEY),
+        ):
             with open(os.path.join(credentials, name), "w") as handle:
                 handle.write(value)
-        env = dict(os.environ, BITPOLL_SETTINGS_FILE=settings, CREDENTIALS_DIRECTORY=credentials,
-                   BITPOLL_STATE_DIR=os.path.join(scratch, "state"))
+        env = dict(
+            os.environ,
+            BITPOLL_SETTINGS_FILE=settings,
+            CREDENTIALS_DIRECTORY=credentials,
+            BITPOLL_STATE_DIR=os.path.join(scratch, "state"),
+        )
         manage = build.tool("bitpoll-manage")
         run([manage, "compilemessages"], env=env, cwd=build.app_dir, capture_output=True, text=True)
-        run([manage, "collectstatic", "--noinput"], env=env, cwd=build.app_dir, capture_output=True, text=True)
+        run(
+            [manage, "collectstatic", "--noinput"], env=env, cwd=build.app_dir, capture_output=True, text=True
+        )
     if not os.path.exists(os.path.join(build.static_root, "staticfiles.json")):
         raise TestbedError("collectstatic wrote no staticfiles.json")

@@ -31,8 +31,10 @@ def free_port():
 def postgres_bin():
     found = sorted(glob.glob("/usr/lib/postgresql/*/bin/initdb"), key=lambda p: int(p.split("/")[4]))
     if not found:
-        raise TestbedError("PostgreSQL server not found in /usr/lib/postgresql/*/bin; "
-                           "install Debian's postgresql (ci/install.d/10-debian.sh)")
+        raise TestbedError(
+            "PostgreSQL server not found in /usr/lib/postgresql/*/bin; "
+            "install Debian's postgresql (ci/install.d/10-debian.sh)"
+        )
     return os.path.dirname(found[-1])
 
 
@@ -58,7 +60,9 @@ def as_postgres():
 class Instance:
     """One deployment: settings, credentials, state, optional PostgreSQL, server."""
 
-    def __init__(self, build, directory, db="sqlite", settings=None, port=None, credentials=True, pg_dir=None):
+    def __init__(
+        self, build, directory, db="sqlite", settings=None, port=None, credentials=True, pg_dir=None
+    ):
         self.build = build
         self.dir = os.path.abspath(directory)
         self.db = db
@@ -92,19 +96,30 @@ class Instance:
         return f"http://127.0.0.1:{self.port}"
 
     def settings(self):
-        settings = {"ALLOWED_HOSTS": ["127.0.0.1", "localhost"], "BASE_URL": self.base_url,
-                    "LANGUAGE_CODE": "en-us"}
+        settings = {
+            "ALLOWED_HOSTS": ["127.0.0.1", "localhost"],
+            "BASE_URL": self.base_url,
+            "LANGUAGE_CODE": "en-us",
+        }
         if self.db == "postgresql":
-            settings["DATABASES"] = {"default": {
-                "ENGINE": "django.db.backends.postgresql", "NAME": "bitpoll", "USER": "bitpoll",
-                "HOST": self.pg_socket_dir}}
+            settings["DATABASES"] = {
+                "default": {
+                    "ENGINE": "django.db.backends.postgresql",
+                    "NAME": "bitpoll",
+                    "USER": "bitpoll",
+                    "HOST": self.pg_socket_dir,
+                }
+            }
         settings.update(self.extra_settings)
         return settings
 
     def env(self, **extra):
         """The service's environment, as the NixOS module sets it (plus PATH for pg_dump)."""
-        env = {key: value for key, value in os.environ.items()
-               if key not in ("CREDENTIALS_DIRECTORY", "BITPOLL_SETTINGS_FILE", "BITPOLL_STATE_DIR")}
+        env = {
+            key: value
+            for key, value in os.environ.items()
+            if key not in ("CREDENTIALS_DIRECTORY", "BITPOLL_SETTINGS_FILE", "BITPOLL_STATE_DIR")
+        }
         env.update(BITPOLL_SETTINGS_FILE=self.settings_file, BITPOLL_STATE_DIR=self.state_dir)
         if self.credentials_dir:
             env["CREDENTIALS_DIRECTORY"] = self.credentials_dir
@@ -122,8 +137,10 @@ class Instance:
         """Secrets as systemd would provide them: one file per credential, 0400, in a 0500 dir."""
         os.makedirs(self.credentials_dir, exist_ok=True)
         os.chmod(self.credentials_dir, 0o700)
-        values = {"secret_key": base64.urlsafe_b64encode(os.urandom(40)).decode(),
-                  "encryption_key": base64.urlsafe_b64encode(os.urandom(32)).decode()}
+        values = {
+            "secret_key": base64.urlsafe_b64encode(os.urandom(40)).decode(),
+            "encryption_key": base64.urlsafe_b64encode(os.urandom(32)).decode(),
+        }
         if self.db == "postgresql":
             values["db_password"] = self.pg_password()
         for name, value in values.items():
@@ -174,20 +191,49 @@ class Instance:
                 handle.write(os.urandom(12).hex())
             if ids:
                 os.chown(superuser_pw, ids["user"], ids["group"])
-            run([f"{bindir}/initdb", "-D", data, "--username=postgres", f"--pwfile={superuser_pw}",
-                 "--auth-local=scram-sha-256", "--auth-host=scram-sha-256", "--encoding=UTF8",
-                 "--locale=C"], capture_output=True, text=True, **ids)
+            run(
+                [
+                    f"{bindir}/initdb",
+                    "-D",
+                    data,
+                    "--username=postgres",
+                    f"--pwfile={superuser_pw}",
+                    "--auth-local=scram-sha-256",
+                    "--auth-host=scram-sha-256",
+                    "--encoding=UTF8",
+                    "--locale=C",
+                ],
+                capture_output=True,
+                text=True,
+                **ids,
+            )
             self._pg_ctl("start")
             password = self.pg_password().replace("'", "''")
-            sql = (f"CREATE ROLE bitpoll LOGIN PASSWORD '{password}';"
-                   "CREATE DATABASE bitpoll OWNER bitpoll;")
+            sql = f"CREATE ROLE bitpoll LOGIN PASSWORD '{password}';" "CREATE DATABASE bitpoll OWNER bitpoll;"
             # The SQL goes through stdin: it holds the role's password, which must appear in
             # no command line or error message, and psql runs stdin statements one by one
             # (CREATE DATABASE refuses to run inside the transaction that -c would make).
-            run([f"{bindir}/psql", "--no-psqlrc", "-q", "-v", "ON_ERROR_STOP=1", "-h", self.pg_socket_dir,
-                 "-U", "postgres", "-d", "postgres", "-f", "-"],
+            run(
+                [
+                    f"{bindir}/psql",
+                    "--no-psqlrc",
+                    "-q",
+                    "-v",
+                    "ON_ERROR_STOP=1",
+                    "-h",
+                    self.pg_socket_dir,
+                    "-U",
+                    "postgres",
+                    "-d",
+                    "postgres",
+                    "-f",
+                    "-",
+                ],
                 env=dict(os.environ, PGPASSWORD=read(superuser_pw).decode()),
-                input=sql, capture_output=True, text=True)
+                input=sql,
+                capture_output=True,
+                text=True,
+            )
         else:
             self._pg_ctl("start")
 
@@ -195,8 +241,17 @@ class Instance:
         bindir = postgres_bin()
         data = os.path.join(self.pg_dir, "data")
         if action == "start":
-            command = [f"{bindir}/pg_ctl", "-D", data, "-l", os.path.join(self.pg_dir, "postgres.log"),
-                       "-w", "-o", f"-k {self.pg_socket_dir} -c listen_addresses=''", "start"]
+            command = [
+                f"{bindir}/pg_ctl",
+                "-D",
+                data,
+                "-l",
+                os.path.join(self.pg_dir, "postgres.log"),
+                "-w",
+                "-o",
+                f"-k {self.pg_socket_dir} -c listen_addresses=''",
+                "start",
+            ]
         else:
             command = [f"{bindir}/pg_ctl", "-D", data, "-m", "fast", "-w", "stop"]
         run(command, capture_output=True, text=True, **as_postgres())
@@ -208,11 +263,19 @@ class Instance:
 
     def tool(self, name, *args, check=True, capture=True, timeout=300, **env):
         """Run one of the package's wrappers with the instance's environment."""
-        result = subprocess.run([self.build.tool(name), *args], env=self.env(**env), cwd=self.dir,
-                                capture_output=capture, text=True, timeout=timeout)
+        result = subprocess.run(
+            [self.build.tool(name), *args],
+            env=self.env(**env),
+            cwd=self.dir,
+            capture_output=capture,
+            text=True,
+            timeout=timeout,
+        )
         if check and result.returncode != 0:
-            raise TestbedError(f"{name} {' '.join(args)} failed with status {result.returncode}\n"
-                               f"{result.stdout or ''}{result.stderr or ''}")
+            raise TestbedError(
+                f"{name} {' '.join(args)} failed with status {result.returncode}\n"
+                f"{result.stdout or ''}{result.stderr or ''}"
+            )
         return result
 
     def manage(self, *args, **kwargs):
@@ -232,14 +295,19 @@ class Instance:
         log_handle = open(self.server_log, "ab")
         self.server = subprocess.Popen(
             [self.build.tool("bitpoll-server"), "--bind", f"127.0.0.1:{self.port}"],
-            env=self.env(), cwd=self.dir, stdout=log_handle, stderr=subprocess.STDOUT,
-            start_new_session=True)
+            env=self.env(),
+            cwd=self.dir,
+            stdout=log_handle,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
         log_handle.close()
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.server.poll() is not None:
-                raise TestbedError(f"bitpoll-server exited with status {self.server.returncode}:\n"
-                                   + self.log_tail())
+                raise TestbedError(
+                    f"bitpoll-server exited with status {self.server.returncode}:\n" + self.log_tail()
+                )
             try:
                 with urllib.request.urlopen(self.base_url + "/", timeout=5) as response:
                     if response.status == 200:
@@ -275,9 +343,16 @@ class Instance:
         return self
 
     def save(self):
-        data = {"build": self.build.root, "python": self.build.python, "version": self.build.version,
-                "db": self.db, "port": self.port, "credentials": bool(self.credentials_dir), "pg_dir": self.pg_dir,
-                "server_pid": self.server.pid if self.server else None}
+        data = {
+            "build": self.build.root,
+            "python": self.build.python,
+            "version": self.build.version,
+            "db": self.db,
+            "port": self.port,
+            "credentials": bool(self.credentials_dir),
+            "pg_dir": self.pg_dir,
+            "server_pid": self.server.pid if self.server else None,
+        }
         with open(os.path.join(self.dir, "testbed.json"), "w") as handle:
             json.dump(data, handle, indent=2)
 
@@ -294,8 +369,14 @@ class Instance:
         except OSError:
             raise TestbedError(f"{path} not found; is {directory} a testbed directory?")
         build = Build(data["build"], data["python"], data["version"])
-        return cls(build, directory, db=data["db"], port=data["port"], credentials=data["credentials"],
-                   pg_dir=data.get("pg_dir"))
+        return cls(
+            build,
+            directory,
+            db=data["db"],
+            port=data["port"],
+            credentials=data["credentials"],
+            pg_dir=data.get("pg_dir"),
+        )
 
     def stop(self, remove=False):
         """Stop the server and PostgreSQL; with `remove`, delete the instance's directories."""
@@ -310,10 +391,16 @@ class Instance:
             self.save()
 
     def describe(self):
-        lines = {"BASE_URL": self.base_url, "STATE_DIR": self.state_dir, "SETTINGS_FILE": self.settings_file,
-                 "TESTBED_DIR": self.dir, "BIN_DIR": self.build.bin_dir, "DB": self.db,
-                 "SERVER_PID": str(self.server.pid) if self.server else "",
-                 "SERVER_LOG": self.server_log or ""}
+        lines = {
+            "BASE_URL": self.base_url,
+            "STATE_DIR": self.state_dir,
+            "SETTINGS_FILE": self.settings_file,
+            "TESTBED_DIR": self.dir,
+            "BIN_DIR": self.build.bin_dir,
+            "DB": self.db,
+            "SERVER_PID": str(self.server.pid) if self.server else "",
+            "SERVER_LOG": self.server_log or "",
+        }
         if self.credentials_dir:
             lines["CREDENTIALS_DIRECTORY"] = self.credentials_dir
         if self.db == "postgresql":
@@ -324,8 +411,12 @@ class Instance:
         """The instance as `export` lines: `bitpoll-harness run SCENARIO` with the local target
         works once a shell has loaded them (the layout's commands first on PATH, and, for
         PostgreSQL, pg_dump and psql)."""
-        variables = {"BITPOLL_HARNESS_TARGET": "local", "BITPOLL_HARNESS_BASE_URL": self.base_url,
-                     "BITPOLL_SETTINGS_FILE": self.settings_file, "BITPOLL_STATE_DIR": self.state_dir}
+        variables = {
+            "BITPOLL_HARNESS_TARGET": "local",
+            "BITPOLL_HARNESS_BASE_URL": self.base_url,
+            "BITPOLL_SETTINGS_FILE": self.settings_file,
+            "BITPOLL_STATE_DIR": self.state_dir,
+        }
         if self.credentials_dir:
             variables["CREDENTIALS_DIRECTORY"] = self.credentials_dir
         path = [self.build.bin_dir] + ([postgres_bin()] if self.db == "postgresql" else [])

@@ -36,7 +36,9 @@ def harness() -> Path:
 
 
 def local(*arguments: str, env: dict, timeout: int = 1800) -> subprocess.CompletedProcess:
-    return subprocess.run([str(LOCAL), *arguments], cwd="/", env=env, capture_output=True, text=True, timeout=timeout)
+    return subprocess.run(
+        [str(LOCAL), *arguments], cwd="/", env=env, capture_output=True, text=True, timeout=timeout
+    )
 
 
 def needs_root():
@@ -85,8 +87,13 @@ def test_on_the_process_testbed_the_rest_is_skipped_with_the_reason(tmp_path, ha
     ]
     combined = json.loads(report.read_text())
     assert [s["scenario"] for s in combined["scenarios"]] == ["deployment", "migrations"]
-    assert sorted(entry["scenario"] for entry in combined["not_run"]) == sorted(line.split(":")[0] for line in skipped)
-    assert lines[-1] == f"{combined['summary']['passed']} passed, 0 failed, {combined['summary']['skipped']} skipped"
+    assert sorted(entry["scenario"] for entry in combined["not_run"]) == sorted(
+        line.split(":")[0] for line in skipped
+    )
+    assert (
+        lines[-1]
+        == f"{combined['summary']['passed']} passed, 0 failed, {combined['summary']['skipped']} skipped"
+    )
     suites = {suite.get("name"): suite for suite in ElementTree.parse(junit).getroot().iter("testsuite")}
     assert sorted(suites) == sorted(["deployment", "migrations", *(line.split(":")[0] for line in skipped)])
     assert suites["hardening"].find("testcase/skipped").get("message").startswith("needs systemd")
@@ -104,7 +111,16 @@ def test_every_scenario_passes_in_the_container(tmp_path, harness):
     assert result.returncode == 0, result.stdout[-5000:] + result.stderr[-3000:]
     combined = json.loads(report.read_text())
     assert sorted(s["scenario"] for s in combined["scenarios"]) == sorted(
-        ["deployment", "migrations", "hardening", "backup-restore", "faults", "postgresql", "upgrade", "monitoring"]
+        [
+            "deployment",
+            "migrations",
+            "hardening",
+            "backup-restore",
+            "faults",
+            "postgresql",
+            "upgrade",
+            "monitoring",
+        ]
     )
     assert all(s["status"] == "passed" for s in combined["scenarios"]) and combined["not_run"] == []
     assert combined["summary"]["failed"] == 0 and combined["summary"]["skipped"] == 0
@@ -114,7 +130,9 @@ def test_keep_leaves_the_deployment_up_and_says_how_to_use_it(tmp_path, harness)
     needs_root()
     if not os.environ.get("BITPOLL_SRC"):
         pytest.skip("BITPOLL_SRC is not set (a Bitpoll 0.11 checkout)")
-    result = local("deployment", "--testbed", "process", "--keep", "--harness", str(harness), env=dict(os.environ))
+    result = local(
+        "deployment", "--testbed", "process", "--keep", "--harness", str(harness), env=dict(os.environ)
+    )
     assert result.returncode == 0, result.stderr[-3000:]
     lines = [line.strip() for line in result.stderr.splitlines()]
     load = next(line for line in lines if line.startswith('eval "$(') and " env --dir " in line)
@@ -128,6 +146,8 @@ def test_keep_leaves_the_deployment_up_and_says_how_to_use_it(tmp_path, harness)
             text=True,
             timeout=300,
         )
-        assert again.returncode == 0 and again.stdout.splitlines()[-1].endswith("0 failed, 2 skipped"), again.stdout
+        assert again.returncode == 0 and again.stdout.splitlines()[-1].endswith(
+            "0 failed, 2 skipped"
+        ), again.stdout
     finally:
         subprocess.run(["bash", "-c", stop], capture_output=True, timeout=120)

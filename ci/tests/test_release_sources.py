@@ -127,8 +127,12 @@ def test_the_download_is_verified_against_the_pin(checkout, tmp_path):
             release_source.fetch("current", cache=tmp_path / "tampered", base=base)
     finally:
         server.shutdown()
-    assert "hashes to sha256-" in str(refused.value) and f"pins {pin['hash']}; refusing to use it" in str(refused.value)
-    assert not [p for p in (tmp_path / "tampered").iterdir() if not p.name.startswith("tmp")], "a refused tree was kept"
+    assert "hashes to sha256-" in str(refused.value) and f"pins {pin['hash']}; refusing to use it" in str(
+        refused.value
+    )
+    assert not [
+        p for p in (tmp_path / "tampered").iterdir() if not p.name.startswith("tmp")
+    ], "a refused tree was kept"
 
 
 def test_no_server_is_a_clear_error_naming_the_variable(tmp_path):

@@ -41,8 +41,12 @@ class NixError(Exception):
     pass
 
 
-def nix_eval(expression_file: Path, attr: str | None = None, args: dict[str, str] | None = None,
-             read_write: bool = False):
+def nix_eval(
+    expression_file: Path,
+    attr: str | None = None,
+    args: dict[str, str] | None = None,
+    read_write: bool = False,
+):
     """`nix-instantiate --eval --strict --json` of a file; args are Nix expressions (--arg)."""
     cmd = ["nix-instantiate", "--eval", "--strict", "--json", str(expression_file)]
     if read_write:
@@ -69,7 +73,9 @@ def evaluate_module(configuration: str, attr: str = "result"):
 
 
 def render_units(outdir: Path, *args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([str(RENDER_UNITS), str(outdir), *args], capture_output=True, text=True, check=False)
+    return subprocess.run(
+        [str(RENDER_UNITS), str(outdir), *args], capture_output=True, text=True, check=False
+    )
 
 
 def parse_unit(text: str) -> dict[str, dict[str, list[str]]]:

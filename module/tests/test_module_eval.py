@@ -64,8 +64,9 @@ def test_default_units_users_and_nothing_else(default):
     assert service["serviceConfig"]["LoadCredential"] == []
     assert service["environment"]["BITPOLL_STATE_DIR"] == "/var/lib/bitpoll"
     assert default["services"]["bitpoll-clearsessions"]["restartIfChanged"] is False
-    assert default["users"] == {"bitpoll": {"isSystemUser": True, "group": "bitpoll",
-                                            "description": "Bitpoll service user"}}
+    assert default["users"] == {
+        "bitpoll": {"isSystemUser": True, "group": "bitpoll", "description": "Bitpoll service user"}
+    }
     assert default["groups"] == {"bitpoll": {}}
     assert default["postgresql"]["enable"] is False
     assert default["nginx"]["enable"] is False
@@ -79,8 +80,14 @@ def test_module_units_equal_the_pure_unit_data(default, tmp_path):
     # the container testbed. Fed the same inputs, both must agree directive for directive.
     service = default["services"]["bitpoll"]
     package = service["serviceConfig"]["ExecStart"].split("/bin/")[0]
-    result = render_units(tmp_path, "--package", package, "--settings-file",
-                          service["environment"]["BITPOLL_SETTINGS_FILE"], "--no-backup")
+    result = render_units(
+        tmp_path,
+        "--package",
+        package,
+        "--settings-file",
+        service["environment"]["BITPOLL_SETTINGS_FILE"],
+        "--no-backup",
+    )
     assert result.returncode == 0, result.stderr
     units = json.loads((tmp_path / "units.json").read_text())["units"]
     for name in ["bitpoll", "bitpoll-clearsessions"]:
@@ -111,21 +118,37 @@ def test_every_option_is_documented_typed_defaulted_and_exemplified(options):
     names = {option["name"] for option in options}
     # The options the issue asks for, present under their names.
     for name in [
-        "services.bitpoll.enable", "services.bitpoll.package", "services.bitpoll.user",
-        "services.bitpoll.group", "services.bitpoll.dataDir", "services.bitpoll.listenAddress",
-        "services.bitpoll.port", "services.bitpoll.unixSocket", "services.bitpoll.openFirewall",
-        "services.bitpoll.allowedHosts", "services.bitpoll.baseUrl", "services.bitpoll.workers",
-        "services.bitpoll.secretKeyFile", "services.bitpoll.encryptionKeyFile",
-        "services.bitpoll.database.passwordFile", "services.bitpoll.database.createLocally",
-        "services.bitpoll.settings", "services.bitpoll.settings.SITE_NAME",
-        "services.bitpoll.nginx.enable", "services.bitpoll.nginx.forceSSL",
-        "services.bitpoll.nginx.enableACME", "services.bitpoll.backup.enable",
-        "services.bitpoll.backup.onCalendar", "services.bitpoll.backup.directory",
-        "services.bitpoll.backup.keep", "services.bitpoll.clearsessions.enable",
+        "services.bitpoll.enable",
+        "services.bitpoll.package",
+        "services.bitpoll.user",
+        "services.bitpoll.group",
+        "services.bitpoll.dataDir",
+        "services.bitpoll.listenAddress",
+        "services.bitpoll.port",
+        "services.bitpoll.unixSocket",
+        "services.bitpoll.openFirewall",
+        "services.bitpoll.allowedHosts",
+        "services.bitpoll.baseUrl",
+        "services.bitpoll.workers",
+        "services.bitpoll.secretKeyFile",
+        "services.bitpoll.encryptionKeyFile",
+        "services.bitpoll.database.passwordFile",
+        "services.bitpoll.database.createLocally",
+        "services.bitpoll.settings",
+        "services.bitpoll.settings.SITE_NAME",
+        "services.bitpoll.nginx.enable",
+        "services.bitpoll.nginx.forceSSL",
+        "services.bitpoll.nginx.enableACME",
+        "services.bitpoll.backup.enable",
+        "services.bitpoll.backup.onCalendar",
+        "services.bitpoll.backup.directory",
+        "services.bitpoll.backup.keep",
+        "services.bitpoll.clearsessions.enable",
     ]:
         assert name in names
     incomplete = [
-        option["name"] for option in options
+        option["name"]
+        for option in options
         if not (option["hasDescription"] and option["hasDefault"] and option["hasExample"] and option["type"])
     ]
     assert incomplete == []
@@ -183,7 +206,7 @@ ASSERTIONS = [
         'services.bitpoll.outboundAddresses = [ "192.0.2.5" ];',
         'services.bitpoll.database.type = "postgresql"; services.bitpoll.database.host = "db.example.org"; '
         'services.bitpoll.outboundAddresses = [ "192.0.2.5" ]; services.bitpoll.database.createLocally = false;',
-        "services.bitpoll.database.createLocally creates the database on this machine, but services.bitpoll.database.host is \"db.example.org\"",
+        'services.bitpoll.database.createLocally creates the database on this machine, but services.bitpoll.database.host is "db.example.org"',
         id="create-locally-with-remote-host",
     ),
     pytest.param(
@@ -314,46 +337,83 @@ def test_assertion_fires_for_bad_and_not_for_good_configuration(bad, good, messa
 
 
 WARNINGS = [
-    pytest.param("services.bitpoll.openFirewall = true;",
-                 'services.bitpoll.openFirewall = true; services.bitpoll.listenAddress = "0.0.0.0"; '
-                 'services.bitpoll.allowedHosts = [ "polls.example.org" ];',
-                 "services.bitpoll.listenAddress is 127.0.0.1, which other machines cannot reach", id="firewall-loopback"),
-    pytest.param("services.bitpoll.settings.CALENDAR_ENABLED = true;",
-                 'services.bitpoll.settings.CALENDAR_ENABLED = true; services.bitpoll.outboundAddresses = [ "any" ];',
-                 "services.bitpoll.settings.CALENDAR_ENABLED is on, but services.bitpoll.outboundAddresses is empty",
-                 id="calendar-offline"),
-    pytest.param("services.bitpoll.settings.REGISTER_ENABLED = true;",
-                 'services.bitpoll.settings.REGISTER_ENABLED = true; services.bitpoll.outboundAddresses = [ "localhost" ];',
-                 "services.bitpoll.settings.REGISTER_ENABLED is on", id="register-offline"),
-    pytest.param('services.bitpoll.settings.EMAIL_HOST = "mail.example.org";',
-                 'services.bitpoll.settings.EMAIL_HOST = "mail.example.org"; services.bitpoll.outboundAddresses = [ "192.0.2.25" ];',
-                 "services.bitpoll.settings.EMAIL_HOST is set", id="email-offline"),
-    pytest.param("services.bitpoll.settings.OPENID_ENABLED = true;",
-                 'services.bitpoll.settings.OPENID_ENABLED = true; services.bitpoll.outboundAddresses = [ "192.0.2.80" ];',
-                 "services.bitpoll.settings.OPENID_ENABLED is on", id="openid-offline"),
-    pytest.param('services.bitpoll.settings.AUTH_LDAP_SERVER_URI = "ldaps://ldap.example.org";',
-                 'services.bitpoll.settings.AUTH_LDAP_SERVER_URI = "ldaps://ldap.example.org"; '
-                 'services.bitpoll.outboundAddresses = [ "192.0.2.89" ];',
-                 "services.bitpoll.settings.AUTH_LDAP_SERVER_URI is set", id="ldap-offline"),
-    pytest.param("services.bitpoll.settings.DEBUG = true;", "services.bitpoll.settings.DEBUG = false;",
-                 "services.bitpoll.settings.DEBUG is on", id="debug"),
-    pytest.param('services.bitpoll.settings.EMAIL_HOST_PASSWORD = "x";',
-                 'services.bitpoll.secretSettings.EMAIL_HOST_PASSWORD = "/run/secrets/smtp";',
-                 "services.bitpoll.settings.EMAIL_HOST_PASSWORD is written to the world-readable Nix store: remove "
-                 "it and set services.bitpoll.secretSettings.EMAIL_HOST_PASSWORD to a file", id="email-password"),
-    pytest.param('services.bitpoll.settings.AUTH_LDAP_BIND_PASSWORD = "x";',
-                 'services.bitpoll.secretSettings.AUTH_LDAP_BIND_PASSWORD = "/run/secrets/ldap";',
-                 "set services.bitpoll.secretSettings.AUTH_LDAP_BIND_PASSWORD", id="ldap-password"),
+    pytest.param(
+        "services.bitpoll.openFirewall = true;",
+        'services.bitpoll.openFirewall = true; services.bitpoll.listenAddress = "0.0.0.0"; '
+        'services.bitpoll.allowedHosts = [ "polls.example.org" ];',
+        "services.bitpoll.listenAddress is 127.0.0.1, which other machines cannot reach",
+        id="firewall-loopback",
+    ),
+    pytest.param(
+        "services.bitpoll.settings.CALENDAR_ENABLED = true;",
+        'services.bitpoll.settings.CALENDAR_ENABLED = true; services.bitpoll.outboundAddresses = [ "any" ];',
+        "services.bitpoll.settings.CALENDAR_ENABLED is on, but services.bitpoll.outboundAddresses is empty",
+        id="calendar-offline",
+    ),
+    pytest.param(
+        "services.bitpoll.settings.REGISTER_ENABLED = true;",
+        'services.bitpoll.settings.REGISTER_ENABLED = true; services.bitpoll.outboundAddresses = [ "localhost" ];',
+        "services.bitpoll.settings.REGISTER_ENABLED is on",
+        id="register-offline",
+    ),
+    pytest.param(
+        'services.bitpoll.settings.EMAIL_HOST = "mail.example.org";',
+        'services.bitpoll.settings.EMAIL_HOST = "mail.example.org"; services.bitpoll.outboundAddresses = [ "192.0.2.25" ];',
+        "services.bitpoll.settings.EMAIL_HOST is set",
+        id="email-offline",
+    ),
+    pytest.param(
+        "services.bitpoll.settings.OPENID_ENABLED = true;",
+        'services.bitpoll.settings.OPENID_ENABLED = true; services.bitpoll.outboundAddresses = [ "192.0.2.80" ];',
+        "services.bitpoll.settings.OPENID_ENABLED is on",
+        id="openid-offline",
+    ),
+    pytest.param(
+        'services.bitpoll.settings.AUTH_LDAP_SERVER_URI = "ldaps://ldap.example.org";',
+        'services.bitpoll.settings.AUTH_LDAP_SERVER_URI = "ldaps://ldap.example.org"; '
+        'services.bitpoll.outboundAddresses = [ "192.0.2.89" ];',
+        "services.bitpoll.settings.AUTH_LDAP_SERVER_URI is set",
+        id="ldap-offline",
+    ),
+    pytest.param(
+        "services.bitpoll.settings.DEBUG = true;",
+        "services.bitpoll.settings.DEBUG = false;",
+        "services.bitpoll.settings.DEBUG is on",
+        id="debug",
+    ),
+    pytest.param(
+        'services.bitpoll.settings.EMAIL_HOST_PASSWORD = "x";',
+        'services.bitpoll.secretSettings.EMAIL_HOST_PASSWORD = "/run/secrets/smtp";',
+        "services.bitpoll.settings.EMAIL_HOST_PASSWORD is written to the world-readable Nix store: remove "
+        "it and set services.bitpoll.secretSettings.EMAIL_HOST_PASSWORD to a file",
+        id="email-password",
+    ),
+    pytest.param(
+        'services.bitpoll.settings.AUTH_LDAP_BIND_PASSWORD = "x";',
+        'services.bitpoll.secretSettings.AUTH_LDAP_BIND_PASSWORD = "/run/secrets/ldap";',
+        "set services.bitpoll.secretSettings.AUTH_LDAP_BIND_PASSWORD",
+        id="ldap-password",
+    ),
     # A reference to a credential provided some other way is no secret in the store.
-    pytest.param('services.bitpoll.settings.OPENID_CLIENT_SECRET = "x";',
-                 'services.bitpoll.settings.OPENID_CLIENT_SECRET = { _secret = "oidc"; };',
-                 "set services.bitpoll.secretSettings.OPENID_CLIENT_SECRET", id="openid-secret"),
-    pytest.param('services.bitpoll.database.passwordFile = "/run/keys/pw";', "",
-                 "services.bitpoll.database.passwordFile is ignored", id="password-with-sqlite"),
-    pytest.param('services.bitpoll.nginx.enable = true; services.bitpoll.nginx.hostName = "polls.example.org"; '
-                 'services.bitpoll.listenAddress = "0.0.0.0";',
-                 'services.bitpoll.nginx.enable = true; services.bitpoll.nginx.hostName = "polls.example.org";',
-                 "services.bitpoll.nginx.enable makes Bitpoll trust X-Forwarded-Proto", id="nginx-with-public-listen"),
+    pytest.param(
+        'services.bitpoll.settings.OPENID_CLIENT_SECRET = "x";',
+        'services.bitpoll.settings.OPENID_CLIENT_SECRET = { _secret = "oidc"; };',
+        "set services.bitpoll.secretSettings.OPENID_CLIENT_SECRET",
+        id="openid-secret",
+    ),
+    pytest.param(
+        'services.bitpoll.database.passwordFile = "/run/keys/pw";',
+        "",
+        "services.bitpoll.database.passwordFile is ignored",
+        id="password-with-sqlite",
+    ),
+    pytest.param(
+        'services.bitpoll.nginx.enable = true; services.bitpoll.nginx.hostName = "polls.example.org"; '
+        'services.bitpoll.listenAddress = "0.0.0.0";',
+        'services.bitpoll.nginx.enable = true; services.bitpoll.nginx.hostName = "polls.example.org";',
+        "services.bitpoll.nginx.enable makes Bitpoll trust X-Forwarded-Proto",
+        id="nginx-with-public-listen",
+    ),
 ]
 
 
@@ -369,10 +429,12 @@ def test_warning_fires_for_bad_and_not_for_good_configuration(bad, good, message
 
 
 def test_nginx_with_https():
-    result = evaluate_module(config(
-        'services.bitpoll.nginx = { enable = true; hostName = "polls.example.org"; forceSSL = true; enableACME = true; };'
-        ' services.bitpoll.unixSocket = "/run/bitpoll/bitpoll.sock";'
-    ))
+    result = evaluate_module(
+        config(
+            'services.bitpoll.nginx = { enable = true; hostName = "polls.example.org"; forceSSL = true; enableACME = true; };'
+            ' services.bitpoll.unixSocket = "/run/bitpoll/bitpoll.sock";'
+        )
+    )
     assert result["assertions"] == [] and result["warnings"] == []
     settings = result["settings"]
     assert settings["ALLOWED_HOSTS"] == ["polls.example.org"]
@@ -400,10 +462,12 @@ def test_nginx_with_https():
 
 
 def test_nginx_over_tcp_connects_to_loopback_for_a_wildcard_address():
-    result = evaluate_module(config(
-        'services.bitpoll.nginx = { enable = true; hostName = "polls.example.org"; };'
-        ' services.bitpoll.listenAddress = "::"; services.bitpoll.port = 8081;'
-    ))
+    result = evaluate_module(
+        config(
+            'services.bitpoll.nginx = { enable = true; hostName = "polls.example.org"; };'
+            ' services.bitpoll.listenAddress = "::"; services.bitpoll.port = 8081;'
+        )
+    )
     assert result["nginx"]["upstreams"]["bitpoll"]["servers"] == {"[::1]:8081": {}}
     assert result["settings"]["BASE_URL"] == "http://polls.example.org"
 
@@ -411,29 +475,41 @@ def test_nginx_over_tcp_connects_to_loopback_for_a_wildcard_address():
 def test_local_postgresql():
     result = evaluate_module(config('services.bitpoll.database.type = "postgresql";'))
     assert result["assertions"] == []
-    assert result["settings"]["DATABASES"] == {"default": {
-        "ENGINE": "django.db.backends.postgresql", "NAME": "bitpoll", "USER": "bitpoll",
-        "HOST": "/run/postgresql", "PORT": "5432",
-    }}
-    assert result["postgresql"] == {"enable": True, "ensureDatabases": ["bitpoll"],
-                                    "ensureUsers": [{"name": "bitpoll", "ensureDBOwnership": True}]}
+    assert result["settings"]["DATABASES"] == {
+        "default": {
+            "ENGINE": "django.db.backends.postgresql",
+            "NAME": "bitpoll",
+            "USER": "bitpoll",
+            "HOST": "/run/postgresql",
+            "PORT": "5432",
+        }
+    }
+    assert result["postgresql"] == {
+        "enable": True,
+        "ensureDatabases": ["bitpoll"],
+        "ensureUsers": [{"name": "bitpoll", "ensureDBOwnership": True}],
+    }
     service = result["services"]["bitpoll"]
     assert "postgresql.target" in service["after"] and "postgresql.target" in service["requires"]
     # Peer authentication over the socket: no network, no password.
     assert service["serviceConfig"]["PrivateNetwork"] is True
     assert service["serviceConfig"]["LoadCredential"] == []
     manage = next(w["text"] for w in result["wrappers"] if w["name"] == "bitpoll-manage")
-    assert ("-p 'Environment=PATH=/nix/store/00000000000000000000000000000000-postgresql-17/bin:"
-            "/nix/store/00000000000000000000000000000000-coreutils/bin'") in manage
+    assert (
+        "-p 'Environment=PATH=/nix/store/00000000000000000000000000000000-postgresql-17/bin:"
+        "/nix/store/00000000000000000000000000000000-coreutils/bin'"
+    ) in manage
 
 
 def test_remote_postgresql_with_password_and_backup():
-    result = evaluate_module(config(
-        'services.bitpoll.database = { type = "postgresql"; createLocally = false; host = "db.example.org";'
-        ' port = 5433; passwordFile = "/run/keys/bitpoll-db"; };'
-        ' services.bitpoll.outboundAddresses = [ "192.0.2.5/32" ];'
-        ' services.bitpoll.backup = { enable = true; keep = 3; onCalendar = "hourly"; };'
-    ))
+    result = evaluate_module(
+        config(
+            'services.bitpoll.database = { type = "postgresql"; createLocally = false; host = "db.example.org";'
+            ' port = 5433; passwordFile = "/run/keys/bitpoll-db"; };'
+            ' services.bitpoll.outboundAddresses = [ "192.0.2.5/32" ];'
+            ' services.bitpoll.backup = { enable = true; keep = 3; onCalendar = "hourly"; };'
+        )
+    )
     assert result["assertions"] == [] and result["warnings"] == []
     assert result["settings"]["DATABASES"]["default"]["HOST"] == "db.example.org"
     assert result["settings"]["DATABASES"]["default"]["PORT"] == "5433"
@@ -444,7 +520,9 @@ def test_remote_postgresql_with_password_and_backup():
     assert service["serviceConfig"]["IPAddressAllow"] == ["192.0.2.5/32"]
     assert "postgresql.target" not in service["after"]
     backup = result["services"]["bitpoll-backup"]
-    assert backup["serviceConfig"]["ExecStart"].endswith("bitpoll-ops backup --dir /var/backup/bitpoll --keep 3")
+    assert backup["serviceConfig"]["ExecStart"].endswith(
+        "bitpoll-ops backup --dir /var/backup/bitpoll --keep 3"
+    )
     assert backup["path"] == ["/nix/store/00000000000000000000000000000000-postgresql-17"]
     assert backup["serviceConfig"]["LoadCredential"] == ["db_password:/run/keys/bitpoll-db"]
     assert result["timers"]["bitpoll-backup"]["timerConfig"] == {"OnCalendar": "hourly", "Persistent": True}
@@ -456,19 +534,23 @@ def test_remote_postgresql_with_password_and_backup():
 def test_a_local_postgresql_the_module_did_not_create_is_waited_for():
     """createLocally = false with the server on this machine (its socket directory): every
     Bitpoll unit starts after postgresql.target and wants it, without requiring it."""
-    result = evaluate_module(config(
-        'services.bitpoll.database = { type = "postgresql"; createLocally = false; host = "/run/postgresql"; };'
-        ' services.postgresql.enable = true;'
-    ))
+    result = evaluate_module(
+        config(
+            'services.bitpoll.database = { type = "postgresql"; createLocally = false; host = "/run/postgresql"; };'
+            " services.postgresql.enable = true;"
+        )
+    )
     assert result["assertions"] == []
     for name in ("bitpoll", "bitpoll-clearsessions"):
         service = result["services"][name]
         assert "postgresql.target" in service["after"] and service["wants"] == ["postgresql.target"], name
         assert "postgresql.target" not in service["requires"], name
     # Without a local server there is nothing to wait for.
-    remote = evaluate_module(config(
-        'services.bitpoll.database = { type = "postgresql"; createLocally = false; host = "/run/postgresql"; };'
-    ))
+    remote = evaluate_module(
+        config(
+            'services.bitpoll.database = { type = "postgresql"; createLocally = false; host = "/run/postgresql"; };'
+        )
+    )
     assert "postgresql.target" not in remote["services"]["bitpoll"]["after"]
     assert remote["services"]["bitpoll"]["wants"] == []
 
@@ -483,25 +565,33 @@ def test_the_socket_is_bound_to_the_listen_target_in_nixos_options():
 
 
 def test_secrets_are_credentials_and_settings_stay_free_of_them():
-    result = evaluate_module(config(
-        'services.bitpoll.secretKeyFile = "/run/keys/sk"; services.bitpoll.encryptionKeyFile = "/run/keys/ek";'
-    ))
+    result = evaluate_module(
+        config(
+            'services.bitpoll.secretKeyFile = "/run/keys/sk"; services.bitpoll.encryptionKeyFile = "/run/keys/ek";'
+        )
+    )
     for name in ["bitpoll", "bitpoll-clearsessions"]:
         assert result["services"][name]["serviceConfig"]["LoadCredential"] == [
-            "encryption_key:/run/keys/ek", "secret_key:/run/keys/sk",
+            "encryption_key:/run/keys/ek",
+            "secret_key:/run/keys/sk",
         ]
     assert "/run/keys" not in json.dumps(result["settings"])
 
 
 def test_secret_settings_are_credentials_named_in_the_settings():
-    result = evaluate_module(config(
-        'services.bitpoll.secretSettings = { EMAIL_HOST_PASSWORD = "/run/secrets/smtp";'
-        ' OPENID_CLIENT_SECRET = "/run/secrets/oidc"; };'
-        ' services.bitpoll.secretKeyFile = "/run/keys/sk"; services.bitpoll.backup.enable = true;'
-    ))
+    result = evaluate_module(
+        config(
+            'services.bitpoll.secretSettings = { EMAIL_HOST_PASSWORD = "/run/secrets/smtp";'
+            ' OPENID_CLIENT_SECRET = "/run/secrets/oidc"; };'
+            ' services.bitpoll.secretKeyFile = "/run/keys/sk"; services.bitpoll.backup.enable = true;'
+        )
+    )
     assert result["assertions"] == [] and result["warnings"] == []
-    expected = ["secret_key:/run/keys/sk", "setting_email_host_password:/run/secrets/smtp",
-                "setting_openid_client_secret:/run/secrets/oidc"]
+    expected = [
+        "secret_key:/run/keys/sk",
+        "setting_email_host_password:/run/secrets/smtp",
+        "setting_openid_client_secret:/run/secrets/oidc",
+    ]
     # Every process that loads the settings gets them: the server, the jobs, the admin commands.
     for name in ["bitpoll", "bitpoll-clearsessions", "bitpoll-backup"]:
         assert result["services"][name]["serviceConfig"]["LoadCredential"] == expected
@@ -515,11 +605,13 @@ def test_secret_settings_are_credentials_named_in_the_settings():
 
 
 def test_freeform_settings_and_nulls():
-    result = evaluate_module(config(
-        'services.bitpoll.settings = { IMPRINT_URL = "https://example.org/imprint"; EMAIL_HOST = "localhost";'
-        ' EMAIL_PORT = 587; CSP_REPORT_ONLY = false; ALLOWED_HOSTS = [ "a.example.org" ]; };'
-        ' services.bitpoll.outboundAddresses = [ "localhost" ];'
-    ))
+    result = evaluate_module(
+        config(
+            'services.bitpoll.settings = { IMPRINT_URL = "https://example.org/imprint"; EMAIL_HOST = "localhost";'
+            ' EMAIL_PORT = 587; CSP_REPORT_ONLY = false; ALLOWED_HOSTS = [ "a.example.org" ]; };'
+            ' services.bitpoll.outboundAddresses = [ "localhost" ];'
+        )
+    )
     settings = result["settings"]
     assert settings["IMPRINT_URL"] == "https://example.org/imprint"
     assert settings["EMAIL_HOST"] == "localhost" and settings["EMAIL_PORT"] == 587
@@ -530,10 +622,12 @@ def test_freeform_settings_and_nulls():
 
 
 def test_custom_user_data_dir_and_port():
-    result = evaluate_module(config(
-        'services.bitpoll = { user = "polls"; group = "polls"; dataDir = "/srv/polls"; port = 9000;'
-        ' openFirewall = true; listenAddress = "0.0.0.0"; allowedHosts = [ "polls.example.org" ]; workers = 6; };'
-    ))
+    result = evaluate_module(
+        config(
+            'services.bitpoll = { user = "polls"; group = "polls"; dataDir = "/srv/polls"; port = 9000;'
+            ' openFirewall = true; listenAddress = "0.0.0.0"; allowedHosts = [ "polls.example.org" ]; workers = 6; };'
+        )
+    )
     assert result["assertions"] == [] and result["warnings"] == []
     assert result["users"] == {} and result["groups"] == {}
     assert result["firewall"] == [9000]
@@ -543,7 +637,9 @@ def test_custom_user_data_dir_and_port():
     assert "StateDirectory" not in service
     assert service["ExecStart"].endswith("bitpoll-server --workers 6")
     assert result["sockets"]["bitpoll"]["listenStreams"] == ["0.0.0.0:9000"]
-    assert result["tmpfiles"]["10-bitpoll"] == {"/srv/polls": {"d": {"mode": "0700", "user": "polls", "group": "polls"}}}
+    assert result["tmpfiles"]["10-bitpoll"] == {
+        "/srv/polls": {"d": {"mode": "0700", "user": "polls", "group": "polls"}}
+    }
 
 
 # The package's settings shim accepts what the module renders (no Bitpoll checkout needed: the
@@ -574,10 +670,12 @@ def load_shim(tmp_path, monkeypatch, settings: dict):
 
 @pytest.mark.skipif(not SHIM.is_file(), reason="package/files/settings_local.py is absent")
 def test_the_package_shim_reads_secret_settings_from_the_credentials(tmp_path, monkeypatch, capsys):
-    result = evaluate_module(config(
-        'services.bitpoll.secretSettings = { EMAIL_HOST_PASSWORD = "/run/secrets/smtp";'
-        ' AUTH_LDAP_BIND_PASSWORD = "/run/secrets/ldap"; };'
-    ))
+    result = evaluate_module(
+        config(
+            'services.bitpoll.secretSettings = { EMAIL_HOST_PASSWORD = "/run/secrets/smtp";'
+            ' AUTH_LDAP_BIND_PASSWORD = "/run/secrets/ldap"; };'
+        )
+    )
     credentials = tmp_path / "credentials"
     credentials.mkdir()
     # What LoadCredential= puts in the credentials directory, under the names the units give.

@@ -46,8 +46,11 @@ def metrics_on():
 def test_the_metrics_options_are_declared_with_their_defaults():
     options = {option["name"]: option for option in evaluate_module(config(), attr="options")}
     for name, kind in [
-        ("enable", "boolean"), ("listenAddress", "string"), ("port", "16 bit unsigned integer; between 0 and 65535 (both inclusive)"),
-        ("allowRemote", "boolean"), ("scrape", "boolean"),
+        ("enable", "boolean"),
+        ("listenAddress", "string"),
+        ("port", "16 bit unsigned integer; between 0 and 65535 (both inclusive)"),
+        ("allowRemote", "boolean"),
+        ("scrape", "boolean"),
     ]:
         option = options[f"services.bitpoll.metrics.{name}"]
         assert option["type"] == kind, name
@@ -105,7 +108,9 @@ def test_only_the_web_service_counts(metrics_on):
             assert not METRICS_ENVIRONMENT & set(service["environment"]), name
             assert "RuntimeDirectory" not in service["serviceConfig"], name
     for wrapper in metrics_on["wrappers"]:
-        assert "PROMETHEUS" not in wrapper["text"] and "bitpoll-metrics" not in wrapper["text"], wrapper["name"]
+        assert "PROMETHEUS" not in wrapper["text"] and "bitpoll-metrics" not in wrapper["text"], wrapper[
+            "name"
+        ]
 
 
 @needs_nixpkgs_lib
@@ -120,7 +125,8 @@ def test_both_sockets_share_a_listen_target_that_metrics_rename(default, metrics
     moved = evaluate_module(config(METRICS + " services.bitpoll.metrics.port = 9464;"))
     assert list(moved["targets"]) not in ([target], list(default["targets"]))
     assert moved["targets"][list(moved["targets"])[0]]["description"] == (
-        "Bitpoll listens on 127.0.0.1:8080 (metrics on 127.0.0.1:9464)")
+        "Bitpoll listens on 127.0.0.1:8080 (metrics on 127.0.0.1:9464)"
+    )
 
 
 @needs_nixpkgs_lib
@@ -128,8 +134,9 @@ def test_ipv6_and_remote_metrics_listeners():
     result = evaluate_module(config(METRICS + ' services.bitpoll.metrics.listenAddress = "::1";'))
     assert result["sockets"]["bitpoll-metrics"]["listenStreams"] == ["[::1]:8081"]
     assert result["services"]["bitpoll"]["environment"]["BITPOLL_METRICS_LISTEN"] == "[::1]:8081"
-    remote = evaluate_module(config(
-        METRICS + ' services.bitpoll.metrics = { listenAddress = "192.0.2.7"; allowRemote = true; };'))
+    remote = evaluate_module(
+        config(METRICS + ' services.bitpoll.metrics = { listenAddress = "192.0.2.7"; allowRemote = true; };')
+    )
     assert remote["assertions"] == []
     # A specific address may not be up when sockets.target starts.
     assert remote["sockets"]["bitpoll-metrics"]["socketConfig"]["FreeBind"] is True
@@ -141,15 +148,23 @@ PROMETHEUS = "services.prometheus.enable = true; services.bitpoll.metrics.scrape
 
 
 @needs_nixpkgs_lib
-@pytest.mark.parametrize(("address", "target"), [
-    ("127.0.0.1", "127.0.0.1:8081"),
-    ("::1", "[::1]:8081"),
-    ("0.0.0.0", "127.0.0.1:8081"),
-    ("::", "[::1]:8081"),
-])
+@pytest.mark.parametrize(
+    ("address", "target"),
+    [
+        ("127.0.0.1", "127.0.0.1:8081"),
+        ("::1", "[::1]:8081"),
+        ("0.0.0.0", "127.0.0.1:8081"),
+        ("::", "[::1]:8081"),
+    ],
+)
 def test_a_local_prometheus_scrapes_the_metrics_listener(address, target):
-    result = evaluate_module(config(
-        METRICS + PROMETHEUS + f' services.bitpoll.metrics = {{ listenAddress = "{address}"; allowRemote = true; }};'))
+    result = evaluate_module(
+        config(
+            METRICS
+            + PROMETHEUS
+            + f' services.bitpoll.metrics = {{ listenAddress = "{address}"; allowRemote = true; }};'
+        )
+    )
     assert result["assertions"] == []
     assert result["prometheus"]["scrapeConfigs"] == [
         {"job_name": "bitpoll", "static_configs": [{"targets": [target]}]}
@@ -211,8 +226,12 @@ def test_assertion_fires_for_bad_and_not_for_good_configuration(bad, good, messa
 
 @needs_nixpkgs_lib
 def test_a_unix_socket_frees_the_app_port_for_the_metrics():
-    result = evaluate_module(config(
-        METRICS + ' services.bitpoll.metrics.port = 8080; services.bitpoll.unixSocket = "/run/bitpoll/bitpoll.sock";'))
+    result = evaluate_module(
+        config(
+            METRICS
+            + ' services.bitpoll.metrics.port = 8080; services.bitpoll.unixSocket = "/run/bitpoll/bitpoll.sock";'
+        )
+    )
     assert result["assertions"] == []
     assert result["sockets"]["bitpoll-metrics"]["listenStreams"] == ["127.0.0.1:8080"]
 
@@ -223,8 +242,11 @@ def test_a_unix_socket_frees_the_app_port_for_the_metrics():
 @needs_nixpkgs_lib
 @pytest.mark.parametrize("listen", ["", ' services.bitpoll.unixSocket = "/run/bitpoll/bitpoll.sock";'])
 def test_nginx_never_proxies_the_metrics(listen):
-    result = evaluate_module(config(
-        METRICS + ' services.bitpoll.nginx = { enable = true; hostName = "polls.example.org"; };' + listen))
+    result = evaluate_module(
+        config(
+            METRICS + ' services.bitpoll.nginx = { enable = true; hostName = "polls.example.org"; };' + listen
+        )
+    )
     assert result["assertions"] == []
     nginx = result["nginx"]
     # The upstream is Bitpoll's own listener only, never the metrics socket.
@@ -246,9 +268,16 @@ def test_nginx_never_proxies_the_metrics(listen):
 def test_module_units_equal_the_pure_unit_data_with_metrics(metrics_on, tmp_path):
     service = metrics_on["services"]["bitpoll"]
     package = service["serviceConfig"]["ExecStart"].split("/bin/")[0]
-    result = render_units(tmp_path, "--package", package, "--settings-file",
-                          service["environment"]["BITPOLL_SETTINGS_FILE"], "--no-backup",
-                          "--metrics-port", "8081")
+    result = render_units(
+        tmp_path,
+        "--package",
+        package,
+        "--settings-file",
+        service["environment"]["BITPOLL_SETTINGS_FILE"],
+        "--no-backup",
+        "--metrics-port",
+        "8081",
+    )
     assert result.returncode == 0, result.stderr
     units = json.loads((tmp_path / "units.json").read_text())["units"]
     pure = units["bitpoll.service"]
@@ -266,28 +295,40 @@ def test_module_units_equal_the_pure_unit_data_with_metrics(metrics_on, tmp_path
 def test_rendered_metrics_units(tmp_path):
     assert render_units(tmp_path, "--metrics-port", "9464", "--metrics-address", "::1").returncode == 0
     socket = parse_unit((tmp_path / "bitpoll-metrics.socket").read_text())
-    assert socket["Socket"] == {"ListenStream": ["[::1]:9464"], "FileDescriptorName": ["metrics"],
-                                "Service": ["bitpoll.service"]}
+    assert socket["Socket"] == {
+        "ListenStream": ["[::1]:9464"],
+        "FileDescriptorName": ["metrics"],
+        "Service": ["bitpoll.service"],
+    }
     service = parse_unit((tmp_path / "bitpoll.service").read_text())
     assert service["Service"]["Sockets"] == ["bitpoll.socket", "bitpoll-metrics.socket"]
     assert service["Service"]["RuntimeDirectory"] == ["bitpoll-metrics"]
     assert 'Environment="BITPOLL_METRICS_LISTEN=[::1]:9464"' in (tmp_path / "bitpoll.service").read_text()
-    for name in ["bitpoll-backup.service", "bitpoll-clearsessions.service", "bin/bitpoll-manage", "bin/bitpoll-ops"]:
+    for name in [
+        "bitpoll-backup.service",
+        "bitpoll-clearsessions.service",
+        "bin/bitpoll-manage",
+        "bin/bitpoll-ops",
+    ]:
         assert "METRICS" not in (tmp_path / name).read_text(), name
 
 
 @needs_nix
-@pytest.mark.parametrize(("args", "message"), [
-    (["--metrics-port", "8080"], "--metrics-port 8080 is the port Bitpoll itself listens on"),
-    (["--metrics-address", "::1"], "--metrics-address needs --metrics-port"),
-])
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--metrics-port", "8080"], "--metrics-port 8080 is the port Bitpoll itself listens on"),
+        (["--metrics-address", "::1"], "--metrics-address needs --metrics-port"),
+    ],
+)
 def test_render_units_refuses_contradictory_metrics(tmp_path, args, message):
     result = render_units(tmp_path, *args)
     assert result.returncode == 2 and message in result.stderr
 
 
-needs_analyze = pytest.mark.skipif(shutil.which("systemd-analyze") is None,
-                                   reason="systemd-analyze not found (Debian package systemd)")
+needs_analyze = pytest.mark.skipif(
+    shutil.which("systemd-analyze") is None, reason="systemd-analyze not found (Debian package systemd)"
+)
 
 
 @needs_nix
@@ -300,13 +341,23 @@ def test_metrics_keep_the_exposure_and_systemd_accepts_the_units(tmp_path):
         (package / "bin" / name).chmod(0o755)
     out = tmp_path / "units"
     assert render_units(out, "--package", str(package), "--metrics-port", "8081").returncode == 0
-    result = subprocess.run(["systemd-analyze", "security", "--offline=true", "--no-pager", "bitpoll.service"],
-                            cwd=out, capture_output=True, text=True, check=False)
+    result = subprocess.run(
+        ["systemd-analyze", "security", "--offline=true", "--no-pager", "bitpoll.service"],
+        cwd=out,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
     score = float(result.stdout.rsplit("Overall exposure level for bitpoll.service: ", 1)[1].split()[0])
     print(f"bitpoll.service with metrics: {score}")
     assert score <= 0.2
     names = [p.name for p in sorted(out.iterdir()) if p.suffix in (".service", ".socket", ".timer")]
     assert "bitpoll-metrics.socket" in names and len(names) == 7
-    result = subprocess.run(["systemd-analyze", "verify", "--man=no", *names], cwd=out,
-                            capture_output=True, text=True, check=False)
+    result = subprocess.run(
+        ["systemd-analyze", "verify", "--man=no", *names],
+        cwd=out,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
     assert result.returncode == 0 and result.stdout + result.stderr == "", result.stdout + result.stderr

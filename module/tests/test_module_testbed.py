@@ -46,14 +46,17 @@ def serve(build, tmp_path):
         """`secret_files`: the content of each file the configuration's credentials name."""
         result = evaluate_module("{ services.bitpoll.enable = true; " + body + " }")
         assert result["assertions"] == [], result["assertions"]
-        instance = testbed.Instance(build, str(tmp_path / f"instance{len(instances)}"), settings=result["settings"])
+        instance = testbed.Instance(
+            build, str(tmp_path / f"instance{len(instances)}"), settings=result["settings"]
+        )
         instances.append(instance)
         # The credentials the units load beyond the testbed's own, as LoadCredential= provides them.
         for entry in result["services"]["bitpoll"]["serviceConfig"].get("LoadCredential", []):
             name, _, source = entry.partition(":")
             os.makedirs(instance.credentials_dir, mode=0o700, exist_ok=True)
-            with open(os.open(os.path.join(instance.credentials_dir, name), os.O_WRONLY | os.O_CREAT, 0o400),
-                      "w") as handle:
+            with open(
+                os.open(os.path.join(instance.credentials_dir, name), os.O_WRONLY | os.O_CREAT, 0o400), "w"
+            ) as handle:
                 handle.write(secret_files[source])
         return instance.start()
 
@@ -107,10 +110,15 @@ def test_https_behind_nginx(serve):
     # BASE_URL is https: the cookie is only ever sent back over HTTPS.
     assert "Secure" in csrf_cookie
     token = re.search(r'name="csrfmiddlewaretoken" value="([^"]+)"', page).group(1)
-    form = urllib.parse.urlencode({
-        "csrfmiddlewaretoken": token, "title": "Module settings", "type": "universal",
-        "url": "module-settings", "random_slug": "false",
-    })
+    form = urllib.parse.urlencode(
+        {
+            "csrfmiddlewaretoken": token,
+            "title": "Module settings",
+            "type": "universal",
+            "url": "module-settings",
+            "random_slug": "false",
+        }
+    )
     post_headers = {
         **proxied,
         "Content-Type": "application/x-www-form-urlencoded",
@@ -119,7 +127,9 @@ def test_https_behind_nginx(serve):
         "Referer": "https://polls.example.org/",
     }
     # A form post through the TLS-terminating proxy passes Django's HTTPS CSRF checks.
-    status, headers, body = request(instance, method="POST", host="polls.example.org", headers=post_headers, body=form)
+    status, headers, body = request(
+        instance, method="POST", host="polls.example.org", headers=post_headers, body=form
+    )
     assert status == 302, body[:2000]
     # The same post from a foreign origin is refused.
     foreign = {**post_headers, "Origin": "https://evil.example.org", "Referer": "https://evil.example.org/"}
@@ -135,7 +145,9 @@ def test_secret_settings_reach_django_from_the_credentials(serve):
     assert request(instance)[0] == 200
     settings = json.loads(open(instance.settings_file).read())
     assert settings["EMAIL_HOST_PASSWORD"] == {"_secret": "setting_email_host_password"}
-    output = instance.shell("import json; from django.conf import settings as s; "
-                            "print('SECRETS', json.dumps([s.EMAIL_HOST_PASSWORD, s.AUTH_LDAP_BIND_PASSWORD]))")
+    output = instance.shell(
+        "import json; from django.conf import settings as s; "
+        "print('SECRETS', json.dumps([s.EMAIL_HOST_PASSWORD, s.AUTH_LDAP_BIND_PASSWORD]))"
+    )
     line = next(line for line in output.splitlines() if line.startswith("SECRETS "))
-    assert json.loads(line[len("SECRETS "):]) == ["smtp pass word", "ldap-bind-secret"]
+    assert json.loads(line[len("SECRETS ") :]) == ["smtp pass word", "ldap-bind-secret"]

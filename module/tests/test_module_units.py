@@ -33,11 +33,21 @@ def test_renders_every_unit_and_lists_them(default_units):
     names = sorted(p.relative_to(default_units).as_posix() for p in default_units.rglob("*") if p.is_file())
     targets = [name for name in names if name.endswith(".target")]
     assert len(targets) == 1 and re.fullmatch(r"bitpoll-listen-[0-9a-f]{12}\.target", targets[0]), names
-    assert names == sorted([
-        "bin/bitpoll-manage", "bin/bitpoll-ops", "bitpoll-backup.service", "bitpoll-backup.timer",
-        "bitpoll-clearsessions.service", "bitpoll-clearsessions.timer", "bitpoll.service",
-        "bitpoll.socket", "tmpfiles.d/bitpoll.conf", "units.json", *targets,
-    ])
+    assert names == sorted(
+        [
+            "bin/bitpoll-manage",
+            "bin/bitpoll-ops",
+            "bitpoll-backup.service",
+            "bitpoll-backup.timer",
+            "bitpoll-clearsessions.service",
+            "bitpoll-clearsessions.timer",
+            "bitpoll.service",
+            "bitpoll.socket",
+            "tmpfiles.d/bitpoll.conf",
+            "units.json",
+            *targets,
+        ]
+    )
 
 
 def listen_target(unit_dir):
@@ -59,8 +69,14 @@ def test_the_socket_is_bound_to_a_target_named_after_its_listen_address(default_
 
 
 def test_free_bind_only_for_a_specific_non_loopback_address(tmp_path):
-    for address, expected in (("192.0.2.10", ["true"]), ("2001:db8::1", ["true"]), ("0.0.0.0", None),
-                              ("::", None), ("127.0.0.1", None), ("::1", None)):
+    for address, expected in (
+        ("192.0.2.10", ["true"]),
+        ("2001:db8::1", ["true"]),
+        ("0.0.0.0", None),
+        ("::", None),
+        ("127.0.0.1", None),
+        ("::1", None),
+    ):
         out = tmp_path / address.replace(":", "_")
         assert render_units(out, "--address", address).returncode == 0
         assert unit(out, "bitpoll.socket")["Socket"].get("FreeBind") == expected, address
@@ -86,7 +102,10 @@ def test_every_service_shares_user_environment_credentials_and_sandbox(default_u
         service = unit(default_units, name)["Service"]
         assert service["User"] == ["bitpoll"] and service["Group"] == ["bitpoll"], name
         assert service["LoadCredential"] == ["secret_key:/run/keys/sk"], name
-        assert 'Environment="BITPOLL_SETTINGS_FILE=/etc/bitpoll/settings.json"' in (default_units / name).read_text()
+        assert (
+            'Environment="BITPOLL_SETTINGS_FILE=/etc/bitpoll/settings.json"'
+            in (default_units / name).read_text()
+        )
         assert service["StateDirectory"] == ["bitpoll"], name
         assert service["StateDirectoryMode"] == ["0700"], name
         assert service["PrivateNetwork"] == ["true"], name
@@ -104,7 +123,9 @@ def test_backup_job_writes_only_its_directory_on_its_timer(default_units):
     timer = unit(default_units, "bitpoll-backup.timer")
     assert timer["Timer"] == {"OnCalendar": ["daily"], "Persistent": ["true"]}
     assert timer["Install"]["WantedBy"] == ["timers.target"]
-    assert (default_units / "tmpfiles.d/bitpoll.conf").read_text() == "d /var/backup/bitpoll 0700 bitpoll bitpoll -\n"
+    assert (
+        default_units / "tmpfiles.d/bitpoll.conf"
+    ).read_text() == "d /var/backup/bitpoll 0700 bitpoll bitpoll -\n"
     # The web service itself cannot write the backups.
     assert "ReadWritePaths" not in unit(default_units, "bitpoll.service")["Service"]
 
@@ -118,8 +139,13 @@ def test_clearsessions_runs_manage_on_its_timer(default_units):
 def test_wrappers_run_commands_in_a_transient_unit_with_the_service_properties(default_units, tmp_path):
     manage = (default_units / "bin/bitpoll-manage").read_text()
     assert manage.startswith("#!/bin/sh\n")
-    for prop in ["User=bitpoll", "LoadCredential=secret_key:/run/keys/sk", "ProtectSystem=strict",
-                 'Environment="BITPOLL_STATE_DIR=/var/lib/bitpoll"', "WorkingDirectory=/var/lib/bitpoll"]:
+    for prop in [
+        "User=bitpoll",
+        "LoadCredential=secret_key:/run/keys/sk",
+        "ProtectSystem=strict",
+        'Environment="BITPOLL_STATE_DIR=/var/lib/bitpoll"',
+        "WorkingDirectory=/var/lib/bitpoll",
+    ]:
         assert f"-p '{prop}'" in manage
     # The ops wrapper may also write the backup directory (restore's safety backup).
     ops = (default_units / "bin/bitpoll-ops").read_text()
@@ -135,8 +161,13 @@ def test_wrappers_run_commands_in_a_transient_unit_with_the_service_properties(d
     fake.chmod(0o755)
     out = tmp_path / "units"
     assert render_units(out, "--systemd-run", str(fake), "--env", 'NOTE=it\'s "here"').returncode == 0
-    result = subprocess.run(["sh", str(out / "bin/bitpoll-manage"), "shell", "-c", "print('a b')"],
-                            capture_output=True, text=True, check=True, stdin=subprocess.DEVNULL)
+    result = subprocess.run(
+        ["sh", str(out / "bin/bitpoll-manage"), "shell", "-c", "print('a b')"],
+        capture_output=True,
+        text=True,
+        check=True,
+        stdin=subprocess.DEVNULL,
+    )
     argv = result.stdout.splitlines()
     assert argv[:5] == ["--quiet", "--wait", "--collect", "--service-type=exec", "--pipe"]
     assert 'Environment="NOTE=it\'s \\"here\\""' in argv
@@ -144,8 +175,18 @@ def test_wrappers_run_commands_in_a_transient_unit_with_the_service_properties(d
 
 
 def test_unix_socket_and_outbound_addresses(tmp_path):
-    result = render_units(tmp_path, "--socket", "/run/bitpoll/bitpoll.sock", "--socket-group", "nginx",
-                          "--outbound", "192.0.2.10/32", "--outbound", "localhost", "--no-backup")
+    result = render_units(
+        tmp_path,
+        "--socket",
+        "/run/bitpoll/bitpoll.sock",
+        "--socket-group",
+        "nginx",
+        "--outbound",
+        "192.0.2.10/32",
+        "--outbound",
+        "localhost",
+        "--no-backup",
+    )
     assert result.returncode == 0, result.stderr
     socket = unit(tmp_path, "bitpoll.socket")["Socket"]
     assert socket["ListenStream"] == ["/run/bitpoll/bitpoll.sock"]
@@ -165,7 +206,12 @@ def test_ipv6_listen_address_is_bracketed(tmp_path):
 
 
 def test_state_dir_outside_var_lib_uses_tmpfiles_and_read_write_paths(tmp_path):
-    assert render_units(tmp_path, "--state-dir", "/srv/bitpoll", "--backup-dir", "/var/lib/bitpoll-backups").returncode == 0
+    assert (
+        render_units(
+            tmp_path, "--state-dir", "/srv/bitpoll", "--backup-dir", "/var/lib/bitpoll-backups"
+        ).returncode
+        == 0
+    )
     service = unit(tmp_path, "bitpoll.service")["Service"]
     assert "StateDirectory" not in service
     assert service["ReadWritePaths"] == ["/srv/bitpoll"]
@@ -177,7 +223,10 @@ def test_state_dir_outside_var_lib_uses_tmpfiles_and_read_write_paths(tmp_path):
 
 
 def test_exec_arguments_are_quoted_for_systemd(tmp_path):
-    assert render_units(tmp_path, "--package", "/opt/bit poll", "--backup-dir", "/var/backup/100%$x").returncode == 0
+    assert (
+        render_units(tmp_path, "--package", "/opt/bit poll", "--backup-dir", "/var/backup/100%$x").returncode
+        == 0
+    )
     service = unit(tmp_path, "bitpoll.service")["Service"]
     assert service["ExecStart"] == ['"/opt/bit poll/bin/bitpoll-server" --workers 2']
     backup = unit(tmp_path, "bitpoll-backup.service")["Service"]
@@ -225,17 +274,27 @@ def test_bad_options_are_refused(tmp_path, args, message):
 @pytest.mark.parametrize(
     ("arguments", "message"),
     [
-        ('{ package = "/p"; settingsFile = "/s"; backup.enabled = true; }',
-         "unknown backup settings: enabled (known: enable directory keep onCalendar)"),
-        ('{ package = "/p"; settingsFile = "/s"; clearsessions.calendar = "daily"; }',
-         "unknown clearsessions settings: calendar (known: enable onCalendar)"),
-        ('{ package = "/p"; settingsFile = "/s"; stateDir = "/var/lib/"; }',
-         "stateDir must name a directory without a trailing '/', got '/var/lib/'"),
+        (
+            '{ package = "/p"; settingsFile = "/s"; backup.enabled = true; }',
+            "unknown backup settings: enabled (known: enable directory keep onCalendar)",
+        ),
+        (
+            '{ package = "/p"; settingsFile = "/s"; clearsessions.calendar = "daily"; }',
+            "unknown clearsessions settings: calendar (known: enable onCalendar)",
+        ),
+        (
+            '{ package = "/p"; settingsFile = "/s"; stateDir = "/var/lib/"; }',
+            "stateDir must name a directory without a trailing '/', got '/var/lib/'",
+        ),
         ('{ package = "/p"; settingsFile = "/s"; workers = 0; }', "workers must be a positive integer"),
-        ('{ package = "/p"; settingsFile = "/s"; listen = { port = 80; }; }',
-         "listen needs either socket, or address and port"),
-        ('{ package = "/p"; settingsFile = "/s"; credentials.EMAIL_HOST_PASSWORD = "/run/secrets/smtp"; }',
-         "credential names must be lower-case letters, digits, '_' and '-', got: EMAIL_HOST_PASSWORD"),
+        (
+            '{ package = "/p"; settingsFile = "/s"; listen = { port = 80; }; }',
+            "listen needs either socket, or address and port",
+        ),
+        (
+            '{ package = "/p"; settingsFile = "/s"; credentials.EMAIL_HOST_PASSWORD = "/run/secrets/smtp"; }',
+            "credential names must be lower-case letters, digits, '_' and '-', got: EMAIL_HOST_PASSWORD",
+        ),
     ],
 )
 def test_unit_data_refuses_typos_and_bad_values(tmp_path, arguments, message):
@@ -254,13 +313,18 @@ def test_units_json_is_the_unit_data(default_units):
 
 # The hardening budget: systemd-analyze's exposure level of every service, offline.
 
-needs_analyze = pytest.mark.skipif(shutil.which("systemd-analyze") is None,
-                                   reason="systemd-analyze not found (Debian package systemd)")
+needs_analyze = pytest.mark.skipif(
+    shutil.which("systemd-analyze") is None, reason="systemd-analyze not found (Debian package systemd)"
+)
 
 
 def exposure(path) -> float:
-    result = subprocess.run(["systemd-analyze", "security", "--offline=true", "--no-pager", str(path)],
-                            capture_output=True, text=True, check=False)
+    result = subprocess.run(
+        ["systemd-analyze", "security", "--offline=true", "--no-pager", str(path)],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
     match = re.search(r"Overall exposure level for [^:]*: ([0-9.]+)", result.stdout)
     assert match, result.stdout + result.stderr
     return float(match.group(1))
@@ -287,9 +351,18 @@ def test_the_gate_notices_a_weakened_sandbox(default_units, tmp_path):
     # our directives rather than passing anything.
     text = (default_units / "bitpoll.service").read_text()
     weakened = "\n".join(
-        line for line in text.splitlines()
-        if not line.startswith(("PrivateNetwork=", "ProtectSystem=", "CapabilityBoundingSet=",
-                                "SystemCallFilter=", "PrivateUsers=", "RestrictAddressFamilies="))
+        line
+        for line in text.splitlines()
+        if not line.startswith(
+            (
+                "PrivateNetwork=",
+                "ProtectSystem=",
+                "CapabilityBoundingSet=",
+                "SystemCallFilter=",
+                "PrivateUsers=",
+                "RestrictAddressFamilies=",
+            )
+        )
     )
     path = tmp_path / "bitpoll.service"
     path.write_text(weakened + "\n")
@@ -303,8 +376,13 @@ FLAKE_CHECK = MODULE / "tests" / "fake-flake-check.nix"
 
 def run_flake_check(unit_dir, out, budget="1.0"):
     script = nix_eval(FLAKE_CHECK, args={"unitDir": json.dumps(str(unit_dir)), "budget": json.dumps(budget)})
-    return subprocess.run(["bash", "-euo", "pipefail", "-c", script], env={"out": str(out), "PATH": "/usr/bin:/bin"},
-                          capture_output=True, text=True, check=False)
+    return subprocess.run(
+        ["bash", "-euo", "pipefail", "-c", script],
+        env={"out": str(out), "PATH": "/usr/bin:/bin"},
+        capture_output=True,
+        text=True,
+        check=False,
+    )
 
 
 @needs_analyze
@@ -324,8 +402,22 @@ def test_flake_check_fails_above_budget(default_units, tmp_path):
 
 
 @needs_analyze
-@pytest.mark.parametrize("variant", [[], ["--socket", "/run/bitpoll/bitpoll.sock", "--outbound", "192.0.2.10/32",
-                                          "--state-dir", "/srv/bitpoll", "--credential", "db_password=/run/keys/pw"]])
+@pytest.mark.parametrize(
+    "variant",
+    [
+        [],
+        [
+            "--socket",
+            "/run/bitpoll/bitpoll.sock",
+            "--outbound",
+            "192.0.2.10/32",
+            "--state-dir",
+            "/srv/bitpoll",
+            "--credential",
+            "db_password=/run/keys/pw",
+        ],
+    ],
+)
 def test_systemd_accepts_every_directive(tmp_path, variant):
     # `systemd-analyze verify` loads the units as systemd would: an unknown or malformed directive
     # is reported (and would be silently ignored at run time). It also wants the executables.
@@ -338,6 +430,11 @@ def test_systemd_accepts_every_directive(tmp_path, variant):
     assert render_units(out, "--package", str(package), *variant).returncode == 0
     names = [p.name for p in sorted(out.iterdir()) if p.suffix in (".service", ".socket", ".timer")]
     assert len(names) == 6
-    result = subprocess.run(["systemd-analyze", "verify", "--man=no", *names], cwd=out,
-                            capture_output=True, text=True, check=False)
+    result = subprocess.run(
+        ["systemd-analyze", "verify", "--man=no", *names],
+        cwd=out,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
     assert result.returncode == 0 and result.stdout + result.stderr == "", result.stdout + result.stderr

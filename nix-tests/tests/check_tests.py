@@ -90,25 +90,46 @@ def check_discovery() -> list[str]:
     )
     for name in sorted(found):
         override = found[name]["override"]
-        print(f"     vm-{name}: scenarios/{name}.toml" + (f" + nix-tests/scenarios/{name}.nix" if override else ""))
+        print(
+            f"     vm-{name}: scenarios/{name}.toml"
+            + (f" + nix-tests/scenarios/{name}.nix" if override else "")
+        )
     return sorted(found)
 
 
 def scenario_text(name: str) -> str:
-    return f'[scenario]\nname = "{name}"\nsummary = "s"\n\n[vars]\nx = "1"\n\n[[step]]\nname = "a"\nhttp = "/"\n'
+    return (
+        f'[scenario]\nname = "{name}"\nsummary = "s"\n\n[vars]\nx = "1"\n\n[[step]]\nname = "a"\nhttp = "/"\n'
+    )
 
 
 def check_discovery_errors() -> None:
     cases = [
         # (what, scenario files, override files, expected fragment of the error)
-        ("an override without a scenario is refused", {"a": scenario_text("a")}, {"b.nix": "_: { }"},
-         "nix-tests/scenarios/b.nix: there is no scenarios/b.toml"),
-        ("a stray file among the overrides is refused", {"a": scenario_text("a")}, {"a.nx": "_: { }"},
-         "nix-tests/scenarios/a.nx: not a .nix file"),
-        ("a scenario named unlike its file is refused", {"a": scenario_text("other")}, {},
-         'scenarios/a.toml: [scenario] name is "other", expected "a"'),
-        ("a scenario file name that cannot name a check is refused", {"9a": scenario_text("9a")}, {},
-         "scenarios/9a.toml: a scenario's file name must start with a letter"),
+        (
+            "an override without a scenario is refused",
+            {"a": scenario_text("a")},
+            {"b.nix": "_: { }"},
+            "nix-tests/scenarios/b.nix: there is no scenarios/b.toml",
+        ),
+        (
+            "a stray file among the overrides is refused",
+            {"a": scenario_text("a")},
+            {"a.nx": "_: { }"},
+            "nix-tests/scenarios/a.nx: not a .nix file",
+        ),
+        (
+            "a scenario named unlike its file is refused",
+            {"a": scenario_text("other")},
+            {},
+            'scenarios/a.toml: [scenario] name is "other", expected "a"',
+        ),
+        (
+            "a scenario file name that cannot name a check is refused",
+            {"9a": scenario_text("9a")},
+            {},
+            "scenarios/9a.toml: a scenario's file name must start with a letter",
+        ),
     ]
     for what, scenarios, overrides, expected in cases:
         with tempfile.TemporaryDirectory() as tmp:
@@ -121,7 +142,11 @@ def check_discovery_errors() -> None:
             for name, text in overrides.items():
                 (override_dir / name).write_text(text)
             result = discover(scenario_dir, override_dir)
-            check(result.returncode != 0 and expected in result.stderr, what, result.stderr.strip() or "it evaluated")
+            check(
+                result.returncode != 0 and expected in result.stderr,
+                what,
+                result.stderr.strip() or "it evaluated",
+            )
     with tempfile.TemporaryDirectory() as tmp:
         scenario_dir = Path(tmp)
         (scenario_dir / "a.toml").write_text(scenario_text("a"))
@@ -221,12 +246,20 @@ def check_driver_stand_in() -> None:
     with a parameter the real signature lacks, fails as the driver's type check would."""
     _, error = run_script('client.copy_from_vm("/tmp/x", "")', harness_status=0, reports_exist=True)
     check(
-        isinstance(error, AttributeError) and "copy_from_vm() on a machine" in str(error) and "does not list" in str(error),
+        isinstance(error, AttributeError)
+        and "copy_from_vm() on a machine" in str(error)
+        and "does not list" in str(error),
         "the driver stand-in refuses a method facts/nixpkgs.toml does not list (copy_from_vm), naming it",
         repr(error),
     )
-    _, error = run_script('client.wait_for_unit("a.service", tiemout=5)', harness_status=0, reports_exist=True)
-    check(isinstance(error, TypeError), "the driver stand-in refuses a parameter the real method lacks", repr(error))
+    _, error = run_script(
+        'client.wait_for_unit("a.service", tiemout=5)', harness_status=0, reports_exist=True
+    )
+    check(
+        isinstance(error, TypeError),
+        "the driver stand-in refuses a parameter the real method lacks",
+        repr(error),
+    )
 
 
 def check_wrapper(attr: str, name: str, check_drv: dict) -> None:
@@ -240,13 +273,19 @@ def check_wrapper(attr: str, name: str, check_drv: dict) -> None:
                 (run / "report.json").write_text("{}")
                 (run / "junit.xml").write_text("<testsuites/>")
             script = check_drv["script"].replace(check_drv["run"], str(run))
-            result = subprocess.run(["bash", "-euo", "pipefail", "-c", script], env={"out": str(out), "PATH": os.environ["PATH"]},
-                                    capture_output=True, text=True, timeout=30)
+            result = subprocess.run(
+                ["bash", "-euo", "pipefail", "-c", script],
+                env={"out": str(out), "PATH": os.environ["PATH"]},
+                capture_output=True,
+                text=True,
+                timeout=30,
+            )
             copied = sorted(p.name for p in out.iterdir()) if out.exists() else []
             expected = ["junit.xml", "report.json"] if reports else []
             passed = result.returncode == 0
             check(
-                passed == should_pass and copied == expected
+                passed == should_pass
+                and copied == expected
                 and (should_pass or f"bitpoll-harness run {name} exited with {status}" in result.stderr),
                 f"{attr}: the check {'passes' if should_pass else 'fails, naming the exit code,'} when the harness exits with {status}, "
                 f"and keeps {'both reports' if reports else 'what there is'}",
@@ -256,7 +295,17 @@ def check_wrapper(attr: str, name: str, check_drv: dict) -> None:
 
 def render(lib: str, *args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        ["nix-instantiate", "--eval", "--strict", "--json", str(NIX_TESTS / "tests" / "eval.nix"), "--arg", "libPath", lib, *args],
+        [
+            "nix-instantiate",
+            "--eval",
+            "--strict",
+            "--json",
+            str(NIX_TESTS / "tests" / "eval.nix"),
+            "--arg",
+            "libPath",
+            lib,
+            *args,
+        ],
         capture_output=True,
         text=True,
         timeout=300,
@@ -269,7 +318,11 @@ def check_rendered_tests(expected_names: list[str], lib: str) -> None:
     if result.returncode != 0:
         return
     tests = json.loads(result.stdout)
-    check(sorted(tests) == [f"vm-{n}" for n in expected_names], "the tests are named vm-NAME, one per scenario", str(sorted(tests)))
+    check(
+        sorted(tests) == [f"vm-{n}" for n in expected_names],
+        "the tests are named vm-NAME, one per scenario",
+        str(sorted(tests)),
+    )
     check_scripts(tests, "bitpoll", "http://server:8080", "server", 8080)
 
 
@@ -277,13 +330,18 @@ def check_validation_tests(lib: str) -> None:
     """lib.mkValidationTest: an administrator's module on the server, under its own host name."""
     module = '{ services.bitpoll = { allowedHosts = [ "polls.example.org" ]; listenAddress = "0.0.0.0"; port = 8000; }; }'
     result = render(lib, "--arg", "module", module)
-    check(result.returncode == 0, "validation tests evaluate with an administrator's module", result.stderr.strip())
+    check(
+        result.returncode == 0,
+        "validation tests evaluate with an administrator's module",
+        result.stderr.strip(),
+    )
     if result.returncode == 0:
         tests = json.loads(result.stdout)
         check_scripts(tests, "bitpoll-validate", "http://polls.example.org:8000", "polls.example.org", 8000)
         for attr, test in sorted(tests.items()):
             check(
-                test["clientHostsEnabled"] and test["clientHosts"] == {"192.168.1.2": ["polls.example.org"]}
+                test["clientHostsEnabled"]
+                and test["clientHosts"] == {"192.168.1.2": ["polls.example.org"]}
                 and test["firewall"] == [8000],
                 f"validate {attr}: the client resolves polls.example.org to the server, whose firewall opens port 8000",
                 f"{test['clientHosts']}, {test['firewall']}",
@@ -291,13 +349,18 @@ def check_validation_tests(lib: str) -> None:
 
     # runNixOSTest makes nixpkgs.* read-only on the nodes; an administrator's module (a
     # hardware-configuration.nix) sets them, so validation tests turn that off.
-    module = ('{ nixpkgs.hostPlatform = "x86_64-linux"; nixpkgs.config.allowUnfree = true; '
-              'nixpkgs.overlays = [ (final: prev: { }) ]; services.bitpoll.allowedHosts = [ "polls.example.org" ]; }')
+    module = (
+        '{ nixpkgs.hostPlatform = "x86_64-linux"; nixpkgs.config.allowUnfree = true; '
+        'nixpkgs.overlays = [ (final: prev: { }) ]; services.bitpoll.allowedHosts = [ "polls.example.org" ]; }'
+    )
     result = render(lib, "--arg", "module", module)
     tests = json.loads(result.stdout) if result.returncode == 0 else {}
     check(
-        result.returncode == 0 and all(t["nixpkgs"] == {"hostPlatform": "x86_64-linux", "overlays": 1, "pkgsReadOnly": False}
-                                       for t in tests.values()),
+        result.returncode == 0
+        and all(
+            t["nixpkgs"] == {"hostPlatform": "x86_64-linux", "overlays": 1, "pkgsReadOnly": False}
+            for t in tests.values()
+        ),
         "validate: a module that sets nixpkgs.hostPlatform, nixpkgs.config and nixpkgs.overlays evaluates (node.pkgsReadOnly = false)",
         result.stderr.strip()[-1500:] or str([t["nixpkgs"] for t in tests.values()]),
     )
@@ -306,14 +369,17 @@ def check_validation_tests(lib: str) -> None:
         (overrides / "deployment.nix").write_text('_: { server.nixpkgs.hostPlatform = "x86_64-linux"; }')
         result = render(lib, "--arg", "overrideDir", str(overrides))
         check(
-            result.returncode != 0 and "The option `nixpkgs.hostPlatform' is read-only, but it's set multiple times" in result.stderr,
+            result.returncode != 0
+            and "The option `nixpkgs.hostPlatform' is read-only, but it's set multiple times"
+            in result.stderr,
             "the project's own tests keep nixpkgs.* read-only, as runNixOSTest's default does",
             result.stderr.strip()[-1500:] or "it evaluated",
         )
 
     result = render(lib, "--arg", "module", "{ services.bitpoll.enable = true; }")
     check(
-        result.returncode != 0 and "services.bitpoll.baseUrl `http://localhost:8080`: names this machine only" in result.stderr,
+        result.returncode != 0
+        and "services.bitpoll.baseUrl `http://localhost:8080`: names this machine only" in result.stderr,
         "validate: a configuration reachable only from localhost is refused with the option to set",
         result.stderr.strip() or "it evaluated",
     )
@@ -321,10 +387,16 @@ def check_validation_tests(lib: str) -> None:
 
 def check_override_errors(lib: str) -> None:
     cases = [
-        ("an override's harnessVars must be declared in the scenario's [vars]", "_: { harnessVars.y = \"1\"; }",
-         "nix-tests/scenarios/a.nix: harnessVars.y is not declared in [vars] of scenarios/a.toml"),
-        ("an override with an unknown attribute is refused", "_: { sever = { }; }",
-         "nix-tests/scenarios/a.nix: unknown attribute `sever`"),
+        (
+            "an override's harnessVars must be declared in the scenario's [vars]",
+            '_: { harnessVars.y = "1"; }',
+            "nix-tests/scenarios/a.nix: harnessVars.y is not declared in [vars] of scenarios/a.toml",
+        ),
+        (
+            "an override with an unknown attribute is refused",
+            "_: { sever = { }; }",
+            "nix-tests/scenarios/a.nix: unknown attribute `sever`",
+        ),
     ]
     for what, text, expected in cases:
         with tempfile.TemporaryDirectory() as tmp:
@@ -334,8 +406,14 @@ def check_override_errors(lib: str) -> None:
             override_dir.mkdir()
             (scenario_dir / "a.toml").write_text(scenario_text("a"))
             (override_dir / "a.nix").write_text(text)
-            result = render(lib, "--arg", "scenarioDir", str(scenario_dir), "--arg", "overrideDir", str(override_dir))
-            check(result.returncode != 0 and expected in result.stderr, what, result.stderr.strip() or "it evaluated")
+            result = render(
+                lib, "--arg", "scenarioDir", str(scenario_dir), "--arg", "overrideDir", str(override_dir)
+            )
+            check(
+                result.returncode != 0 and expected in result.stderr,
+                what,
+                result.stderr.strip() or "it evaluated",
+            )
     with tempfile.TemporaryDirectory() as tmp:
         scenario_dir = Path(tmp, "scenarios")
         override_dir = Path(tmp, "overrides")
@@ -346,13 +424,20 @@ def check_override_errors(lib: str) -> None:
         (override_dir / "a.nix").write_text(
             r'_: { harnessVars = { nodes }: { x = "it\'s \"${nodes.server.system.build.toplevel}\" x"; }; }'
         )
-        result = render(lib, "--arg", "scenarioDir", str(scenario_dir), "--arg", "overrideDir", str(override_dir))
+        result = render(
+            lib, "--arg", "scenarioDir", str(scenario_dir), "--arg", "overrideDir", str(override_dir)
+        )
         script = json.loads(result.stdout)["vm-a"]["testScript"] if result.returncode == 0 else ""
         command = [line for line in script.splitlines() if "bitpoll-harness run" in line]
-        argv = shlex.split(ast.literal_eval(command[0].split("client.execute(", 1)[1].rsplit(", timeout", 1)[0])) if command else []
+        argv = (
+            shlex.split(ast.literal_eval(command[0].split("client.execute(", 1)[1].rsplit(", timeout", 1)[0]))
+            if command
+            else []
+        )
         check(
-            "--var" in argv and argv[argv.index("--var") + 1]
-            == "x=it's \"/nix/store/00000000000000000000000000000000-nixos-system-server-test\" x",
+            "--var" in argv
+            and argv[argv.index("--var") + 1]
+            == 'x=it\'s "/nix/store/00000000000000000000000000000000-nixos-system-server-test" x',
             "harnessVars reach the harness as one --var NAME=VALUE argument, quoted for the shell and for Python",
             result.stderr.strip() or str(argv),
         )
@@ -363,7 +448,8 @@ def check_flake(lib: str, names: list[str]) -> None:
     with tempfile.TemporaryDirectory() as tmp:
         fake = Path(tmp, "flake.nix")
         fake.write_text(
-            "{ outputs = _: import %s { libPath = %s; }; }\n" % (NIX_TESTS / "tests" / "fake-nixpkgs.nix", lib)
+            "{ outputs = _: import %s { libPath = %s; }; }\n"
+            % (NIX_TESTS / "tests" / "fake-nixpkgs.nix", lib)
         )
         nix = ["nix", "--extra-experimental-features", "nix-command flakes"]
         common = ["--impure", "--override-input", "nixpkgs", f"path:{tmp}", "--no-write-lock-file"]
@@ -371,10 +457,14 @@ def check_flake(lib: str, names: list[str]) -> None:
         def flake_eval(attr: str, apply: str | None = None) -> subprocess.CompletedProcess[str]:
             return subprocess.run(
                 [*nix, "eval", "--json", *common, f"{ROOT}#{attr}", *(["--apply", apply] if apply else [])],
-                capture_output=True, text=True, timeout=120,
+                capture_output=True,
+                text=True,
+                timeout=120,
             )
 
-        shown = subprocess.run([*nix, "flake", "show", "--json", *common, str(ROOT)], capture_output=True, text=True, timeout=120)
+        shown = subprocess.run(
+            [*nix, "flake", "show", "--json", *common, str(ROOT)], capture_output=True, text=True, timeout=120
+        )
         check(shown.returncode == 0, "flake: the outputs evaluate", shown.stderr.strip()[-2000:])
         if shown.returncode != 0:
             return
@@ -399,7 +489,8 @@ def check_flake(lib: str, names: list[str]) -> None:
             )
         result = flake_eval("apps.x86_64-linux.default.program")
         check(
-            result.returncode == 0 and json.loads(result.stdout).endswith("-bitpoll-harness-0.1.0/bin/bitpoll-harness"),
+            result.returncode == 0
+            and json.loads(result.stdout).endswith("-bitpoll-harness-0.1.0/bin/bitpoll-harness"),
             "flake: the default app runs bin/bitpoll-harness of the package",
             result.stdout + result.stderr,
         )
@@ -414,12 +505,19 @@ def check_flake(lib: str, names: list[str]) -> None:
             + " post = d.postInstall; }",
         )
         harness = json.loads(result.stdout) if result.returncode == 0 else {}
-        version = next(line.split('"')[1] for line in (ROOT / "harness" / "Cargo.toml").read_text().splitlines() if line.startswith("version"))
+        version = next(
+            line.split('"')[1]
+            for line in (ROOT / "harness" / "Cargo.toml").read_text().splitlines()
+            if line.startswith("version")
+        )
         check(
-            harness.get("pname") == "bitpoll-harness" and harness.get("version") == version
+            harness.get("pname") == "bitpoll-harness"
+            and harness.get("version") == version
             and harness.get("lock", "").endswith("/Cargo.lock")
-            and harness.get("native") == ["pkg-config"] and harness.get("inputs") == ["openssl", "zlib"]
-            and harness.get("doCheck") is False and harness.get("main") == "bitpoll-harness"
+            and harness.get("native") == ["pkg-config"]
+            and harness.get("inputs") == ["openssl", "zlib"]
+            and harness.get("doCheck") is False
+            and harness.get("main") == "bitpoll-harness"
             and '"$out/share/bitpoll-harness/scenarios" scenarios/*.toml' in harness.get("post", ""),
             f"flake: bitpoll-harness {version} from Cargo.lock, with pkg-config, OpenSSL and zlib for libssh2-sys, "
             "installing the scenarios where the binary finds them",
@@ -432,11 +530,14 @@ def check_flake(lib: str, names: list[str]) -> None:
                 str(harness.get("src")),
             )
         else:
-            print("SKIPPED the harness's source set: lib.fileset needs builtins.readFileType, which this Nix (< 2.14) lacks")
+            print(
+                "SKIPPED the harness's source set: lib.fileset needs builtins.readFileType, which this Nix (< 2.14) lacks"
+            )
         result = flake_eval("devShells.x86_64-linux.default", "d: map (p: p.name) d.packages")
         shell = json.loads(result.stdout) if result.returncode == 0 else []
         check(
-            result.returncode == 0 and {"cargo", "cargo-nextest", "clippy", "nixfmt", "deadnix", "bitpoll-dev"} <= set(shell),
+            result.returncode == 0
+            and {"cargo", "cargo-nextest", "clippy", "nixfmt", "deadnix", "bitpoll-dev"} <= set(shell),
             "flake: the development shell evaluates with the facts' stand-ins (Rust tools, Nix linters, bitpoll-dev)",
             result.stderr.strip()[-1500:] or str(shell),
         )
@@ -445,15 +546,31 @@ def check_flake(lib: str, names: list[str]) -> None:
         )
         check(
             result.returncode == 0
-            and json.loads(result.stdout) == {"name": f"bitpoll-harness-unit-tests-{version}", "doCheck": True, "cargoTestFlags": ["--lib"]},
+            and json.loads(result.stdout)
+            == {
+                "name": f"bitpoll-harness-unit-tests-{version}",
+                "doCheck": True,
+                "cargoTestFlags": ["--lib"],
+            },
             "flake: checks.harness-tests runs the library's unit tests",
             result.stdout + result.stderr,
         )
-        result = flake_eval("checks.x86_64-linux.vm-upgrade", "d: { inherit (d) name; run = d.passthru.run.name; test = d.passthru.run.test.name; }")
+        result = flake_eval(
+            "checks.x86_64-linux.vm-upgrade",
+            "d: { inherit (d) name; run = d.passthru.run.name; test = d.passthru.run.test.name; }",
+        )
         check(
-            result.returncode == 0
-            and json.loads(result.stdout) == {"name": "vm-test-bitpoll-upgrade", "run": "vm-test-run-bitpoll-upgrade", "test": "bitpoll-upgrade"}
-            if "upgrade" in names else True,
+            (
+                result.returncode == 0
+                and json.loads(result.stdout)
+                == {
+                    "name": "vm-test-bitpoll-upgrade",
+                    "run": "vm-test-run-bitpoll-upgrade",
+                    "test": "bitpoll-upgrade",
+                }
+                if "upgrade" in names
+                else True
+            ),
             "flake: checks.vm-NAME is the verdict on its nixosTest, passthru.run",
             result.stdout + result.stderr,
         )
@@ -463,13 +580,18 @@ def check_flake(lib: str, names: list[str]) -> None:
             'module = { services.bitpoll.allowedHosts = [ "polls.example.org" ]; }; })' % names[0],
         )
         check(
-            result.returncode == 0 and json.loads(result.stdout) == {f"vm-{names[0]}": f"vm-test-bitpoll-validate-{names[0]}"},
+            result.returncode == 0
+            and json.loads(result.stdout) == {f"vm-{names[0]}": f"vm-test-bitpoll-validate-{names[0]}"},
             "flake: lib.mkValidationTest builds the named scenarios' tests with the given module",
             result.stdout + result.stderr,
         )
-        result = flake_eval("lib.mkValidationTest", 'f: builtins.attrNames (f { system = "x86_64-linux"; module = { }; scenarios = [ "nope" ]; })')
+        result = flake_eval(
+            "lib.mkValidationTest",
+            'f: builtins.attrNames (f { system = "x86_64-linux"; module = { }; scenarios = [ "nope" ]; })',
+        )
         check(
-            result.returncode != 0 and "no scenario `nope`; the scenarios are: " + ", ".join(names) in result.stderr,
+            result.returncode != 0
+            and "no scenario `nope`; the scenarios are: " + ", ".join(names) in result.stderr,
             "flake: lib.mkValidationTest names the scenarios when given an unknown one",
             result.stderr.strip(),
         )
@@ -495,7 +617,12 @@ def check_scripts(tests: dict, prefix: str, base_url: str, host: str, port: int)
         calls, error = run_script(script, harness_status=0, reports_exist=True)
         order = [c[:3] for c in calls if c[1] in ("start_all", "wait_for_unit")]
         check(
-            order[:3] == [("all", "start_all"), ("server", "wait_for_unit", "bitpoll.socket"), ("client", "wait_for_unit", "multi-user.target")],
+            order[:3]
+            == [
+                ("all", "start_all"),
+                ("server", "wait_for_unit", "bitpoll.socket"),
+                ("client", "wait_for_unit", "multi-user.target"),
+            ],
             f"{attr}: boots both, waits for bitpoll.socket and the client's multi-user.target",
             str(order),
         )
@@ -507,18 +634,26 @@ def check_scripts(tests: dict, prefix: str, base_url: str, host: str, port: int)
             f"{attr}: waits for Bitpoll's port and sshd on the server, and for the port from the client",
             str(ports),
         )
-        harness = [c[2] for c in calls if c[0] == "client" and c[1] == "execute" and c[2].startswith("bitpoll-harness ")]
+        harness = [
+            c[2]
+            for c in calls
+            if c[0] == "client" and c[1] == "execute" and c[2].startswith("bitpoll-harness ")
+        ]
         check(len(harness) == 1, f"{attr}: runs the harness once on the client", str(harness))
         if len(harness) != 1:
             continue
         argv = shlex.split(harness[0])
-        check(argv[-1] == "2>&1" or harness[0].endswith(" 2>&1"), f"{attr}: the harness's errors reach the log")
+        check(
+            argv[-1] == "2>&1" or harness[0].endswith(" 2>&1"), f"{attr}: the harness's errors reach the log"
+        )
         argv = [a for a in argv if a != "2>&1"]
         options = dict(zip(argv[3::2], argv[4::2]))
         check(
             argv[:3] == ["bitpoll-harness", "run", name]
             and options.get("--scenarios") == "/etc/bitpoll-harness/scenarios"
-            and test["clientEtc"].get(f"bitpoll-harness/scenarios/{name}.toml", "").endswith(f"scenarios/{name}.toml"),
+            and test["clientEtc"]
+            .get(f"bitpoll-harness/scenarios/{name}.toml", "")
+            .endswith(f"scenarios/{name}.toml"),
             f"{attr}: runs scenarios/{name}.toml, installed on the client, by name with --scenarios",
             str(argv[:5]),
         )
@@ -534,19 +669,27 @@ def check_scripts(tests: dict, prefix: str, base_url: str, host: str, port: int)
         )
         installs = [c[2] for c in calls if c[1] == "succeed" and "install" in c[2]]
         check(
-            any(cmd.startswith("install -D -m 0600 ") and cmd.endswith(" /root/.ssh/id_ecdsa") for cmd in installs)
+            any(
+                cmd.startswith("install -D -m 0600 ") and cmd.endswith(" /root/.ssh/id_ecdsa")
+                for cmd in installs
+            )
             and test["serverUser"] == ["ecdsa-sha2-nistp256 AAAAstub snakeoil"]
             and test["serverSsh"] == {"enable": True, "PermitRootLogin": "prohibit-password"},
             f"{attr}: the client's key is private and the server accepts it for root, keys only",
             str(installs),
         )
         check(test["name"] == f"{prefix}-{name}", f"{attr}: the test is named {prefix}-{name}", test["name"])
-        check(port in test["firewall"], f"{attr}: the server's firewall opens port {port}", str(test["firewall"]))
+        check(
+            port in test["firewall"],
+            f"{attr}: the server's firewall opens port {port}",
+            str(test["firewall"]),
+        )
         status_files = [c[2] for c in calls if c[1] == "succeed" and "harness-status" in c[2]]
         copies = [c[2:] for c in calls if c[1] == "copy"]
         check(
             status_files == ["echo 0 > /tmp/bitpoll-harness/harness-status"]
-            and copies == [(f"/tmp/bitpoll-harness/{f}", "") for f in ("harness-status", "report.json", "junit.xml")]
+            and copies
+            == [(f"/tmp/bitpoll-harness/{f}", "") for f in ("harness-status", "report.json", "junit.xml")]
             and error is None,
             f"{attr}: the run records the harness's exit code and copies it with report.json and junit.xml to $out",
             f"{status_files}, {copies}, {error}",
@@ -554,8 +697,11 @@ def check_scripts(tests: dict, prefix: str, base_url: str, host: str, port: int)
         calls, error = run_script(script, harness_status=1, reports_exist=True)
         copies = [c[2:] for c in calls if c[1] == "copy"]
         check(
-            len(copies) == 3 and error is None
-            and [c[2] for c in calls if c[1] == "succeed" and "harness-status" in c[2]][-1].startswith("echo 1 "),
+            len(copies) == 3
+            and error is None
+            and [c[2] for c in calls if c[1] == "succeed" and "harness-status" in c[2]][-1].startswith(
+                "echo 1 "
+            ),
             f"{attr}: a failing harness still leaves all three files",
             f"{copies}, {error}",
         )
@@ -575,9 +721,16 @@ def check_scripts(tests: dict, prefix: str, base_url: str, host: str, port: int)
 
         scenario = (SCENARIOS / f"{name}.toml").read_text() if (SCENARIOS / f"{name}.toml").exists() else ""
         if "bitpoll-backup.service" in scenario:
-            check(bitpoll["backup"], f"{attr}: the scenario uses bitpoll-backup.service, so the server has backups on")
+            check(
+                bitpoll["backup"],
+                f"{attr}: the scenario uses bitpoll-backup.service, so the server has backups on",
+            )
         if name == "upgrade":
-            check(bitpoll["package"] == "bitpoll-0.10.0", f"{attr}: the server boots the previous release", bitpoll["package"])
+            check(
+                bitpoll["package"] == "bitpoll-0.10.0",
+                f"{attr}: the server boots the previous release",
+                bitpoll["package"],
+            )
             check(
                 "switch_command=/nix/store/00000000000000000000000000000000-nixos-system-server-test/specialisation/upgraded/bin/switch-to-configuration test"
                 in argv,
@@ -590,7 +743,11 @@ def check_scripts(tests: dict, prefix: str, base_url: str, host: str, port: int)
                 str(test["specialisation"]),
             )
         if name == "postgresql":
-            check(bitpoll["database"] == "postgresql", f"{attr}: the server uses PostgreSQL", bitpoll["database"])
+            check(
+                bitpoll["database"] == "postgresql",
+                f"{attr}: the server uses PostgreSQL",
+                bitpoll["database"],
+            )
         vars_given = [a for a in argv if "=" in a and argv[argv.index(a) - 1] == "--var"]
         if vars_given and prefix == "bitpoll":
             print(f"     {attr}: --var " + " --var ".join(vars_given))
@@ -602,15 +759,31 @@ def check_key_format() -> None:
     very kind, made here, must get the harness into a real sshd on 127.0.0.1."""
     sshd = Path("/usr/sbin/sshd")
     if not sshd.exists() or not shutil.which("ssh-keygen") or not shutil.which("cargo"):
-        print("SKIPPED the snakeoil key format against a real sshd: needs /usr/sbin/sshd, ssh-keygen and cargo")
+        print(
+            "SKIPPED the snakeoil key format against a real sshd: needs /usr/sbin/sshd, ssh-keygen and cargo"
+        )
         return
     build = subprocess.run(
-        ["cargo", "build", "--locked", "--quiet", "--package", "bitpoll-harness", "--bin", "bitpoll-harness",
-         "--message-format", "json"],
-        cwd=ROOT, capture_output=True, text=True, timeout=900,
+        [
+            "cargo",
+            "build",
+            "--locked",
+            "--quiet",
+            "--package",
+            "bitpoll-harness",
+            "--bin",
+            "bitpoll-harness",
+            "--message-format",
+            "json",
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=900,
     )
     binaries = [
-        json.loads(line)["executable"] for line in build.stdout.splitlines()
+        json.loads(line)["executable"]
+        for line in build.stdout.splitlines()
         if '"executable":"' in line and json.loads(line).get("target", {}).get("name") == "bitpoll-harness"
     ]
     check(build.returncode == 0 and binaries, "the harness builds", build.stderr.strip()[-2000:])
@@ -618,7 +791,10 @@ def check_key_format() -> None:
         return
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp)
-        for name, extra in (("host_key", ["-t", "ed25519"]), ("user_key", ["-t", "ecdsa", "-b", "256", "-m", "PEM"])):
+        for name, extra in (
+            ("host_key", ["-t", "ed25519"]),
+            ("user_key", ["-t", "ecdsa", "-b", "256", "-m", "PEM"]),
+        ):
             subprocess.run(["ssh-keygen", "-q", *extra, "-N", "", "-f", str(path / name)], check=True)
         key_text = (path / "user_key").read_text()
         shutil.copy(path / "user_key.pub", path / "authorized_keys")
@@ -637,8 +813,10 @@ def check_key_format() -> None:
             '# probe: the key logs in.\n[scenario]\nname = "probe"\nsummary = "key login"\n\n'
             '[[step]]\nname = "who"\nrun = ["id", "-u"]\nexpect.stdout = "%d"\n' % os.geteuid()
         )
-        server = subprocess.Popen([str(sshd), "-D", "-e", "-f", str(path / "sshd_config"), "-E", str(path / "sshd.log")],
-                                  stdin=subprocess.DEVNULL)
+        server = subprocess.Popen(
+            [str(sshd), "-D", "-e", "-f", str(path / "sshd_config"), "-E", str(path / "sshd.log")],
+            stdin=subprocess.DEVNULL,
+        )
         try:
             deadline = time.monotonic() + 10
             while time.monotonic() < deadline:
@@ -648,19 +826,36 @@ def check_key_format() -> None:
                 time.sleep(0.05)
             user = pwd.getpwuid(os.geteuid()).pw_name
             result = subprocess.run(
-                [binaries[0], "run", str(path / "probe.toml"), "--target", f"ssh://{user}@127.0.0.1:{port}",
-                 "--identity", str(path / "user_key"), "--known-hosts", "accept-new",
-                 "--known-hosts-file", str(path / "known_hosts"), "--base-url", "http://127.0.0.1:1",
-                 "--report", str(path / "report.json")],
-                capture_output=True, text=True, timeout=60,
+                [
+                    binaries[0],
+                    "run",
+                    str(path / "probe.toml"),
+                    "--target",
+                    f"ssh://{user}@127.0.0.1:{port}",
+                    "--identity",
+                    str(path / "user_key"),
+                    "--known-hosts",
+                    "accept-new",
+                    "--known-hosts-file",
+                    str(path / "known_hosts"),
+                    "--base-url",
+                    "http://127.0.0.1:1",
+                    "--report",
+                    str(path / "report.json"),
+                ],
+                capture_output=True,
+                text=True,
+                timeout=60,
             )
         finally:
             server.terminate()
             server.wait(timeout=10)
         log = (path / "sshd.log").read_text() if (path / "sshd.log").exists() else ""
         check(
-            key_text.startswith("-----BEGIN EC PRIVATE KEY-----") and result.returncode == 0
-            and "Accepted publickey" in log and "ECDSA" in log,
+            key_text.startswith("-----BEGIN EC PRIVATE KEY-----")
+            and result.returncode == 0
+            and "Accepted publickey" in log
+            and "ECDSA" in log,
             "the harness logs in over SSH with an ECDSA key in the PEM format, as nixpkgs' snakeoil key is",
             f"exit {result.returncode}: {result.stdout}{result.stderr}{log[-1500:]}",
         )
@@ -676,7 +871,9 @@ def main() -> int:
     if lib and Path(lib, "lib", "default.nix").is_file():
         lib = str(Path(lib, "lib"))
     if not lib:
-        print("SKIPPED rendering and running the VM test scripts: NIXPKGS_LIB is not set (a path to nixpkgs' lib)")
+        print(
+            "SKIPPED rendering and running the VM test scripts: NIXPKGS_LIB is not set (a path to nixpkgs' lib)"
+        )
     elif names:
         check_rendered_tests(names, lib)
         check_validation_tests(lib)

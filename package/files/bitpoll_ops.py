@@ -50,8 +50,10 @@ from bitpoll_ops_base import (
 def cmd_prestart(env, _args):
     os.umask(0o077)
     if not os.path.isdir(env.state_dir):
-        raise OpsError(f"state directory {env.state_dir} does not exist; create it (systemd's "
-                       f"StateDirectory= does) or set BITPOLL_STATE_DIR")
+        raise OpsError(
+            f"state directory {env.state_dir} does not exist; create it (systemd's "
+            f"StateDirectory= does) or set BITPOLL_STATE_DIR"
+        )
     ensure_secrets(env)
     database = Database(load_settings(env).DATABASES["default"])
     reason = migration_reason(env, database)

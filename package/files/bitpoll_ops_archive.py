@@ -36,7 +36,6 @@ from bitpoll_ops_base import (
     write_private,
 )
 
-
 # Backup
 
 
@@ -57,8 +56,17 @@ def dump_database(database, staging):
             source.close()
         return target
     target = os.path.join(staging, "bitpoll.sql")
-    command = [pg_tool("pg_dump"), "--format=plain", "--no-owner", "--no-privileges", "--clean",
-               "--if-exists", "--file", target, *database.pg_args()]
+    command = [
+        pg_tool("pg_dump"),
+        "--format=plain",
+        "--no-owner",
+        "--no-privileges",
+        "--clean",
+        "--if-exists",
+        "--file",
+        target,
+        *database.pg_args(),
+    ]
     result = subprocess.run(command, env=database.pg_env(staging), stderr=subprocess.PIPE, text=True)
     if result.returncode != 0:
         raise OpsError(f"pg_dump failed: {last_line(result.stderr)}")
@@ -87,8 +95,10 @@ def create_archive(env, directory, prefix=BACKUP_PREFIX):
         try:
             members = {DATABASE_MEMBERS[database.kind]: dump_database(database, staging)}
         except (OSError, sqlite3.Error) as error:
-            raise OpsError(f"cannot copy the database {database.name} into {staging}: "
-                           f"{getattr(error, 'strerror', None) or error}; earlier backups are untouched") from error
+            raise OpsError(
+                f"cannot copy the database {database.name} into {staging}: "
+                f"{getattr(error, 'strerror', None) or error}; earlier backups are untouched"
+            ) from error
         secret_values = {"secret_key": settings.SECRET_KEY, "encryption_key": settings.FIELD_ENCRYPTION_KEY}
         for name, value in secret_values.items():
             path = os.path.join(staging, name)
@@ -100,8 +110,10 @@ def create_archive(env, directory, prefix=BACKUP_PREFIX):
             "bitpoll_version": env.version,
             "created": created.isoformat(),
             "database": {"engine": database.kind, "member": DATABASE_MEMBERS[database.kind]},
-            "members": {name: {"sha256": sha256_file(path), "size": os.path.getsize(path)}
-                        for name, path in members.items()},
+            "members": {
+                name: {"sha256": sha256_file(path), "size": os.path.getsize(path)}
+                for name, path in members.items()
+            },
         }
         write_archive(final, manifest, members, created)
     finally:
@@ -115,9 +127,9 @@ def write_archive(final, manifest, members, created):
     try:
         with os.fdopen(fd, "wb") as raw:
             # The gzip header names the tar inside, not the temporary file.
-            with gzip.GzipFile(os.path.basename(final)[:-3], "wb", fileobj=raw,
-                               mtime=int(created.timestamp())) as compressed, \
-                    tarfile.open(fileobj=compressed, mode="w") as tar:
+            with gzip.GzipFile(
+                os.path.basename(final)[:-3], "wb", fileobj=raw, mtime=int(created.timestamp())
+            ) as compressed, tarfile.open(fileobj=compressed, mode="w") as tar:
                 data = (json.dumps(manifest, indent=2, sort_keys=True) + "\n").encode()
                 tar.addfile(tar_info("manifest.json", len(data), created), io.BytesIO(data))
                 for name, path in members.items():
@@ -130,8 +142,10 @@ def write_archive(final, manifest, members, created):
     except BaseException as error:
         with_missing_ok(os.unlink, tmp)
         if isinstance(error, OSError):
-            raise OpsError(f"cannot write backup into {directory}: {error.strerror or error}; "
-                           f"earlier backups are untouched") from error
+            raise OpsError(
+                f"cannot write backup into {directory}: {error.strerror or error}; "
+                f"earlier backups are untouched"
+            ) from error
         raise
 
 
@@ -145,8 +159,9 @@ def tar_info(name, size, created):
 
 def rotate(directory, keep, prefix=BACKUP_PREFIX):
     """Delete all but the newest `keep` archives named `prefix`...; return the deleted names."""
-    names = sorted(name for name in os.listdir(directory)
-                   if ARCHIVE_NAME.fullmatch(name) and name.startswith(prefix))
+    names = sorted(
+        name for name in os.listdir(directory) if ARCHIVE_NAME.fullmatch(name) and name.startswith(prefix)
+    )
     doomed = names[:-keep] if keep > 0 else names
     for name in doomed:
         os.unlink(os.path.join(directory, name))
@@ -193,19 +208,25 @@ def verify_archive(path, extract_to=None):
             # tar.next() streams on after the manifest; iterating `tar` would yield it again.
             while (member := tar.next()) is not None:
                 if member.name not in expected:
-                    raise OpsError(f"{path}: member {member.name!r} is not listed in the manifest; "
-                                   f"the archive was altered")
+                    raise OpsError(
+                        f"{path}: member {member.name!r} is not listed in the manifest; "
+                        f"the archive was altered"
+                    )
                 if member.name in seen or not member.isfile():
                     raise OpsError(f"{path}: member {member.name!r} is duplicated or not a regular file")
                 seen.add(member.name)
                 digest, size = copy_member(tar, member, extract_to)
                 if digest != expected[member.name]["sha256"] or size != expected[member.name]["size"]:
-                    raise OpsError(f"{path}: member {member.name} does not match its sha256 in the "
-                                   f"manifest; the archive is corrupt")
+                    raise OpsError(
+                        f"{path}: member {member.name} does not match its sha256 in the "
+                        f"manifest; the archive is corrupt"
+                    )
             missing = sorted(set(expected) - seen)
             if missing:
-                raise OpsError(f"{path}: members missing from the archive: {', '.join(missing)}; "
-                               f"it is truncated or incomplete")
+                raise OpsError(
+                    f"{path}: members missing from the archive: {', '.join(missing)}; "
+                    f"it is truncated or incomplete"
+                )
     except (tarfile.TarError, EOFError, zlib.error, OSError) as error:
         raise OpsError(f"{path} is corrupt or truncated ({error}); use another backup") from error
     return manifest
@@ -224,15 +245,21 @@ def read_manifest(path, tar):
     if not isinstance(manifest, dict) or manifest.get("format") != FORMAT:
         raise OpsError(f"{path} is not a Bitpoll backup (manifest format is not {FORMAT!r})")
     if manifest.get("format_version") != FORMAT_VERSION:
-        raise OpsError(f"{path} has backup format version {manifest.get('format_version')!r}; this "
-                       f"bitpoll-ops reads version {FORMAT_VERSION}")
+        raise OpsError(
+            f"{path} has backup format version {manifest.get('format_version')!r}; this "
+            f"bitpoll-ops reads version {FORMAT_VERSION}"
+        )
     members = manifest.get("members")
     database = manifest.get("database")
     valid = (
         isinstance(members, dict)
         and all(name in ALLOWED_MEMBERS and name != "manifest.json" for name in members)
-        and all(isinstance(entry, dict) and isinstance(entry.get("sha256"), str)
-                and isinstance(entry.get("size"), int) for entry in members.values())
+        and all(
+            isinstance(entry, dict)
+            and isinstance(entry.get("sha256"), str)
+            and isinstance(entry.get("size"), int)
+            for entry in members.values()
+        )
         and isinstance(database, dict)
         and DATABASE_MEMBERS.get(database.get("engine")) == database.get("member")
         and database.get("member") in members
@@ -241,8 +268,10 @@ def read_manifest(path, tar):
         and isinstance(manifest.get("created"), str)
     )
     if not valid:
-        raise OpsError(f"{path}: manifest.json is incomplete or names unexpected members; the "
-                       f"archive is damaged or foreign")
+        raise OpsError(
+            f"{path}: manifest.json is incomplete or names unexpected members; the "
+            f"archive is damaged or foreign"
+        )
     return manifest
 
 
@@ -252,8 +281,11 @@ def copy_member(tar, member, extract_to):
     source = tar.extractfile(member)
     target = None
     if extract_to is not None:
-        fd = os.open(os.path.join(extract_to, member.name.replace("/", "__")),
-                     os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        fd = os.open(
+            os.path.join(extract_to, member.name.replace("/", "__")),
+            os.O_WRONLY | os.O_CREAT | os.O_EXCL,
+            0o600,
+        )
         target = os.fdopen(fd, "wb")
     try:
         for chunk in iter(lambda: source.read(CHUNK), b""):
@@ -269,5 +301,7 @@ def copy_member(tar, member, extract_to):
 
 def cmd_verify(env, args):
     manifest = verify_archive(args.archive)
-    say(f"{args.archive} is intact: Bitpoll {manifest['bitpoll_version']}, "
-        f"{manifest['database']['engine']} database, created {manifest['created']}")
+    say(
+        f"{args.archive} is intact: Bitpoll {manifest['bitpoll_version']}, "
+        f"{manifest['database']['engine']} database, created {manifest['created']}"
+    )

@@ -15,7 +15,6 @@ import subprocess
 import sys
 import tempfile
 
-
 FORMAT = "bitpoll-backup"
 FORMAT_VERSION = 1
 EXIT_CONFIG = 78  # the settings shim's exit status for a configuration error
@@ -81,8 +80,10 @@ class Database:
         elif "postgresql" in engine:
             self.kind = "postgresql"
         else:
-            raise OpsError(f"database engine {engine!r} is not supported by backup and restore "
-                           f"(sqlite3 and postgresql are)")
+            raise OpsError(
+                f"database engine {engine!r} is not supported by backup and restore "
+                f"(sqlite3 and postgresql are)"
+            )
         self.config = config
         self.name = str(config.get("NAME") or "")
 
@@ -249,10 +250,12 @@ def read_marker(env):
 
 
 def write_marker(env, database):
-    data = {"package": env.package_identity(), "database": database.identity(),
-            "migrated": now().isoformat()}
-    atomic_write(os.path.join(env.state_dir, MARKER), (json.dumps(data, indent=2) + "\n").encode(),
-                 owner_of=env.state_dir)
+    data = {"package": env.package_identity(), "database": database.identity(), "migrated": now().isoformat()}
+    atomic_write(
+        os.path.join(env.state_dir, MARKER),
+        (json.dumps(data, indent=2) + "\n").encode(),
+        owner_of=env.state_dir,
+    )
 
 
 def migrate(env, database, reason):
@@ -274,8 +277,10 @@ def migration_reason(env, database):
         return "the database configuration changed"
     if marker.get("package") != env.package_identity():
         previous = marker.get("package", {})
-        return f"the package changed ({previous.get('version', '?')} at {previous.get('app_dir', '?')} -> " \
-               f"{env.version} at {env.package_identity()['app_dir']})"
+        return (
+            f"the package changed ({previous.get('version', '?')} at {previous.get('app_dir', '?')} -> "
+            f"{env.version} at {env.package_identity()['app_dir']})"
+        )
     return None
 
 

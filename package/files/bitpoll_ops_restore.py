@@ -55,8 +55,10 @@ def running_server(env, proc="/proc"):
     except FileNotFoundError:
         return None
     except OSError as error:
-        raise OpsError(f"cannot read {path} to tell whether bitpoll-server runs: {error.strerror}; "
-                       f"run restore as the service's user")
+        raise OpsError(
+            f"cannot read {path} to tell whether bitpoll-server runs: {error.strerror}; "
+            f"run restore as the service's user"
+        )
     if not text.isdigit() or int(text) <= 0:
         return None
     pid = int(text)
@@ -85,11 +87,15 @@ def cmd_restore(env, args):
         pid, confirmed = server
         pid_file = os.path.join(env.state_dir, "server.pid")
         if confirmed:
-            raise OpsError(f"bitpoll-server is running (pid {pid}, {pid_file}); stop it first "
-                           f"({STOP_COMMAND}), then restore")
-        raise OpsError(f"bitpoll-server may be running: process {pid} from {pid_file} exists but /proc "
-                       f"does not show it; stop it first ({STOP_COMMAND}), or delete {pid_file} if "
-                       f"that process is not the server, then restore")
+            raise OpsError(
+                f"bitpoll-server is running (pid {pid}, {pid_file}); stop it first "
+                f"({STOP_COMMAND}), then restore"
+            )
+        raise OpsError(
+            f"bitpoll-server may be running: process {pid} from {pid_file} exists but /proc "
+            f"does not show it; stop it first ({STOP_COMMAND}), or delete {pid_file} if "
+            f"that process is not the server, then restore"
+        )
     staging = staging_dir(env)
     try:
         # Everything that can refuse the archive comes before the first change.
@@ -99,19 +105,25 @@ def cmd_restore(env, args):
         if archive_version != env.version:
             ours, theirs = version_key(env.version), version_key(archive_version)
             if ours is None or theirs is None or theirs > ours:
-                raise OpsError(f"{args.archive} is from Bitpoll {archive_version}, this is {env.version}; "
-                               f"restore it with Bitpoll {archive_version} or newer")
+                raise OpsError(
+                    f"{args.archive} is from Bitpoll {archive_version}, this is {env.version}; "
+                    f"restore it with Bitpoll {archive_version} or newer"
+                )
             older = True
         if not args.yes:
-            confirm(f"replace the database and secrets of {env.state_dir} with {args.archive} "
-                    f"(Bitpoll {archive_version}, created {manifest['created']})?")
+            confirm(
+                f"replace the database and secrets of {env.state_dir} with {args.archive} "
+                f"(Bitpoll {archive_version}, created {manifest['created']})?"
+            )
         # On a new machine there are no secrets yet, and the settings cannot load without them:
         # the archive's are the right ones.
         install_missing_secrets(env, staging)
         database = Database(load_settings(env).DATABASES["default"])
         if manifest["database"]["engine"] != database.kind:
-            raise OpsError(f"{args.archive} holds a {manifest['database']['engine']} database but this "
-                           f"instance uses {database.kind}; restore it into a matching configuration")
+            raise OpsError(
+                f"{args.archive} holds a {manifest['database']['engine']} database but this "
+                f"instance uses {database.kind}; restore it into a matching configuration"
+            )
         backup_dir = os.path.abspath(args.backup_dir or env.backup_dir)
         safety = None
         if database.kind == "postgresql" or os.path.exists(database.name):
@@ -126,8 +138,10 @@ def cmd_restore(env, args):
         except (OpsError, OSError) as error:
             # The database and the secrets belong together: a half-done restore leaves encrypted
             # fields unreadable, so say how to get back to where we were.
-            message = str(error) if isinstance(error, OpsError) else f"{error.strerror or error} ({error.filename})"
-            back = (f"bitpoll-ops restore {safety} --yes" if safety else "the previous state is unknown")
+            message = (
+                str(error) if isinstance(error, OpsError) else f"{error.strerror or error} ({error.filename})"
+            )
+            back = f"bitpoll-ops restore {safety} --yes" if safety else "the previous state is unknown"
             raise OpsError(f"restore failed midway: {message}; to go back: {back}") from error
         say(f"restored the database and secrets from {args.archive}")
     finally:
@@ -176,13 +190,24 @@ def restore_database(env, database, staged, staging):
             raise
         fsync_dir(directory)
         return
-    command = [pg_tool("psql"), "--no-psqlrc", "--quiet", "--set", "ON_ERROR_STOP=1", "--single-transaction",
-               "--file", staged, *database.pg_args()]
-    result = subprocess.run(command, env=database.pg_env(staging), stdout=subprocess.DEVNULL,
-                            stderr=subprocess.PIPE, text=True)
+    command = [
+        pg_tool("psql"),
+        "--no-psqlrc",
+        "--quiet",
+        "--set",
+        "ON_ERROR_STOP=1",
+        "--single-transaction",
+        "--file",
+        staged,
+        *database.pg_args(),
+    ]
+    result = subprocess.run(
+        command, env=database.pg_env(staging), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True
+    )
     if result.returncode != 0:
-        raise OpsError(f"psql could not load the dump, the database was left as it was: "
-                       f"{last_line(result.stderr)}")
+        raise OpsError(
+            f"psql could not load the dump, the database was left as it was: " f"{last_line(result.stderr)}"
+        )
 
 
 def restore_secrets(env, staging):
@@ -199,6 +224,8 @@ def restore_secrets(env, staging):
             except FileNotFoundError:
                 continue
             if current != value.strip():
-                say(f"warning: the service reads {name} from the credential {credential}, which differs "
+                say(
+                    f"warning: the service reads {name} from the credential {credential}, which differs "
                     f"from the restored one (now in {env.secrets_dir}); update the credential's source"
-                    + (" or encrypted fields stay unreadable" if name == "encryption_key" else ""))
+                    + (" or encrypted fields stay unreadable" if name == "encryption_key" else "")
+                )

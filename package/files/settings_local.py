@@ -53,8 +53,10 @@ if not os.path.isabs(_STATE_DIR):
 def _load_settings_file():
     path = os.environ.get("BITPOLL_SETTINGS_FILE")
     if not path:
-        _fail("BITPOLL_SETTINGS_FILE is not set; point it at the JSON settings file "
-              "(the bitpoll-* wrappers and the NixOS module set it)")
+        _fail(
+            "BITPOLL_SETTINGS_FILE is not set; point it at the JSON settings file "
+            "(the bitpoll-* wrappers and the NixOS module set it)"
+        )
     try:
         with open(path, encoding="utf-8") as handle:
             text = handle.read()
@@ -67,11 +69,12 @@ def _load_settings_file():
     try:
         data = json.loads(text)
     except json.JSONDecodeError as error:
-        _fail(f"settings file {path} is not valid JSON (line {error.lineno}, column {error.colno}: "
-              f"{error.msg}); fix the file")
+        _fail(
+            f"settings file {path} is not valid JSON (line {error.lineno}, column {error.colno}: "
+            f"{error.msg}); fix the file"
+        )
     if not isinstance(data, dict):
-        _fail(f"settings file {path} must contain a JSON object of settings, "
-              f"not a {type(data).__name__}")
+        _fail(f"settings file {path} must contain a JSON object of settings, " f"not a {type(data).__name__}")
     return path, data
 
 
@@ -89,11 +92,15 @@ _SECRET_SETTINGS = {
 }
 for _key in _SETTINGS:
     if not isinstance(_key, str) or not re.fullmatch(r"[A-Z][A-Z0-9_]*", _key):
-        _fail(f"key {_key!r} in {_SETTINGS_PATH} is not a setting name (upper-case letters, digits "
-              f"and underscores); remove or rename it")
+        _fail(
+            f"key {_key!r} in {_SETTINGS_PATH} is not a setting name (upper-case letters, digits "
+            f"and underscores); remove or rename it"
+        )
     if _key in _SECRET_SETTINGS:
-        _fail(f"{_where(_key)} must not be there, the file is not secret; provide it as the "
-              f"{_SECRET_SETTINGS[_key]} credential or in {_STATE_DIR}/secrets instead")
+        _fail(
+            f"{_where(_key)} must not be there, the file is not secret; provide it as the "
+            f"{_SECRET_SETTINGS[_key]} credential or in {_STATE_DIR}/secrets instead"
+        )
 
 
 def _check_type(key, expected, description):
@@ -111,19 +118,26 @@ def _is_str_list(value):
 # fails obscurely on them.  Every other key is passed to Django unchecked.
 _TYPES = {
     "ALLOWED_HOSTS": (lambda v: _is_str_list(v) and v, "a non-empty list of host names"),
-    "BASE_URL": (lambda v: isinstance(v, str) and re.fullmatch(r"https?://[^/\s]+(/\S*)?", v),
-                 "an absolute http:// or https:// URL such as \"https://poll.example.org\""),
+    "BASE_URL": (
+        lambda v: isinstance(v, str) and re.fullmatch(r"https?://[^/\s]+(/\S*)?", v),
+        'an absolute http:// or https:// URL such as "https://poll.example.org"',
+    ),
     "DEBUG": (lambda v: isinstance(v, bool), "true or false"),
-    "DATABASES": (lambda v: isinstance(v, dict) and isinstance(v.get("default"), dict)
-                  and isinstance(v["default"].get("ENGINE"), str),
-                  "an object with a \"default\" database that has an ENGINE"),
+    "DATABASES": (
+        lambda v: isinstance(v, dict)
+        and isinstance(v.get("default"), dict)
+        and isinstance(v["default"].get("ENGINE"), str),
+        'an object with a "default" database that has an ENGINE',
+    ),
     "STATIC_ROOT": (lambda v: isinstance(v, str) and os.path.isabs(v), "an absolute path"),
-    "CSRF_TRUSTED_ORIGINS": (_is_str_list, "a list of origins such as \"https://poll.example.org\""),
+    "CSRF_TRUSTED_ORIGINS": (_is_str_list, 'a list of origins such as "https://poll.example.org"'),
     "INSTALLED_APPS_LOCAL": (_is_str_list, "a list of application module names"),
     "MIDDLEWARE_LOCAL": (_is_str_list, "a list of middleware class paths"),
     "PIPELINE_LOCAL": (lambda v: isinstance(v, dict), "an object"),
-    "SECURE_PROXY_SSL_HEADER": (lambda v: _is_str_list(v) and len(v) == 2,
-                                "a pair such as [\"HTTP_X_FORWARDED_PROTO\", \"https\"]"),
+    "SECURE_PROXY_SSL_HEADER": (
+        lambda v: _is_str_list(v) and len(v) == 2,
+        'a pair such as ["HTTP_X_FORWARDED_PROTO", "https"]',
+    ),
     "OPENID_ADMIN_GROUPS": (lambda v: isinstance(v, str), "a regular expression string"),
     "LOGGING": (lambda v: isinstance(v, dict), "a logging configuration object"),
 }
@@ -132,13 +146,17 @@ for _key, (_predicate, _description) in _TYPES.items():
         _check_type(_key, _predicate, _description)
 
 if "PASSWORD" in _SETTINGS.get("DATABASES", {}).get("default", {}):
-    _fail(f"{_where('DATABASES')} must not contain a PASSWORD, the file is not secret; provide it as "
-          f"the db_password credential or in {_STATE_DIR}/secrets/db_password instead")
+    _fail(
+        f"{_where('DATABASES')} must not contain a PASSWORD, the file is not secret; provide it as "
+        f"the db_password credential or in {_STATE_DIR}/secrets/db_password instead"
+    )
 
 for _key in ("ALLOWED_HOSTS", "BASE_URL"):
     if _key not in _SETTINGS:
-        _fail(f"{_where(_key)} is missing; set it (ALLOWED_HOSTS: the host names Bitpoll answers "
-              f"to, BASE_URL: the URL users reach it at)")
+        _fail(
+            f"{_where(_key)} is missing; set it (ALLOWED_HOSTS: the host names Bitpoll answers "
+            f"to, BASE_URL: the URL users reach it at)"
+        )
 
 
 def _read_secret(name, required=True):
@@ -161,32 +179,42 @@ def _read_secret(name, required=True):
         except UnicodeDecodeError:
             _fail(f"secret {name} in {path} is not UTF-8 text; replace the file")
         if not value:
-            _fail(f"secret {name} in {path} is empty; write the secret into it, or delete it and run "
-                  f"bitpoll-ops prestart to generate one")
+            _fail(
+                f"secret {name} in {path} is empty; write the secret into it, or delete it and run "
+                f"bitpoll-ops prestart to generate one"
+            )
         return path, value
     if required:
-        _fail(f"secret {name} not found in {' or '.join(candidates)}; provide it as a systemd "
-              f"credential or run bitpoll-ops prestart to generate it")
+        _fail(
+            f"secret {name} not found in {' or '.join(candidates)}; provide it as a systemd "
+            f"credential or run bitpoll-ops prestart to generate it"
+        )
     return None, None
 
 
-_FERNET_HINT = ("generate one with: python3 -c 'import base64,os; "
-                "print(base64.urlsafe_b64encode(os.urandom(32)).decode())'")
+_FERNET_HINT = (
+    "generate one with: python3 -c 'import base64,os; "
+    "print(base64.urlsafe_b64encode(os.urandom(32)).decode())'"
+)
 
 
 def _check_fernet_key(path, key):
     # Upstream's settings_local.sample.py carries a key that decodes fine but is public.
     if key == "this+is+an+example+key+please+generate+one+=":
-        _fail(f"secret encryption_key in {path} is the public example key of Bitpoll's sample "
-              f"settings; {_FERNET_HINT}")
+        _fail(
+            f"secret encryption_key in {path} is the public example key of Bitpoll's sample "
+            f"settings; {_FERNET_HINT}"
+        )
     # The same test as cryptography's Fernet(key), without importing cryptography here.
     try:
         decoded = base64.urlsafe_b64decode(key.encode("ascii"))
     except (binascii.Error, UnicodeEncodeError, ValueError):
         decoded = b""
     if len(decoded) != 32:
-        _fail(f"secret encryption_key in {path} is not a valid Fernet key (32 url-safe base64-encoded "
-              f"bytes); restore the original key from a backup, or for a new instance {_FERNET_HINT}")
+        _fail(
+            f"secret encryption_key in {path} is not a valid Fernet key (32 url-safe base64-encoded "
+            f"bytes); restore the original key from a backup, or for a new instance {_FERNET_HINT}"
+        )
 
 
 _, SECRET_KEY = _read_secret("secret_key")
@@ -208,8 +236,10 @@ DATABASES = {
 
 _static_root = _SETTINGS.get("STATIC_ROOT") or os.environ.get("BITPOLL_STATIC_ROOT")
 if not _static_root:
-    _fail("BITPOLL_STATIC_ROOT is not set; run Bitpoll through the bitpoll-manage and bitpoll-server "
-          "wrappers, or set STATIC_ROOT in the settings file")
+    _fail(
+        "BITPOLL_STATIC_ROOT is not set; run Bitpoll through the bitpoll-manage and bitpoll-server "
+        "wrappers, or set STATIC_ROOT in the settings file"
+    )
 STATIC_ROOT = _static_root
 STATIC_PRECOMPILER_ROOT = STATIC_ROOT
 
@@ -283,6 +313,7 @@ LOGGING = {
     },
 }
 
+
 # Other secret settings (EMAIL_HOST_PASSWORD, AUTH_LDAP_BIND_PASSWORD, OPENID_CLIENT_SECRET, ...)
 # are written in the settings file as {"_secret": "<name>"} and read like the secrets above.
 def _resolve(key, value):
@@ -290,7 +321,7 @@ def _resolve(key, value):
         return value
     name = value["_secret"]
     if len(value) != 1 or not isinstance(name, str) or not re.fullmatch(r"[a-z0-9_-]+", name):
-        _fail(f"{_where(key)} must be {{\"_secret\": \"<name>\"}} with a lower-case secret name")
+        _fail(f'{_where(key)} must be {{"_secret": "<name>"}} with a lower-case secret name')
     return _read_secret(name)[1]
 
 

@@ -54,7 +54,7 @@ MIGRATIONS = textwrap.dedent("""
 def tagged_line(output, tag):
     for line in output.splitlines():
         if line.startswith(tag + " "):
-            return json.loads(line[len(tag) + 1:])
+            return json.loads(line[len(tag) + 1 :])
     raise AssertionError(f"no {tag} line in:\n{output}")
 
 

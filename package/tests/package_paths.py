@@ -18,4 +18,6 @@ for path in (os.path.join(REPO, "ci", "testbed"), FILES, TESTS):
 
 # The ops tool: bitpoll_ops.py, the program, and the modules it imports, all installed side by side
 # in the app directory (package/default.nix and the testbed take every bitpoll_ops*.py likewise).
-OPS_MODULES = sorted(name for name in os.listdir(FILES) if name.startswith("bitpoll_ops") and name.endswith(".py"))
+OPS_MODULES = sorted(
+    name for name in os.listdir(FILES) if name.startswith("bitpoll_ops") and name.endswith(".py")
+)

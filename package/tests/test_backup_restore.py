@@ -20,10 +20,12 @@ def archive_of(result):
 def wipe(instance):
     """Lose the database and the generated secrets, as a broken disk would."""
     if instance.db == "postgresql":
-        instance.shell("from django.db import connection\n"
-                       "with connection.cursor() as cursor:\n"
-                       "    cursor.execute('DROP SCHEMA public CASCADE')\n"
-                       "    cursor.execute('CREATE SCHEMA public')")
+        instance.shell(
+            "from django.db import connection\n"
+            "with connection.cursor() as cursor:\n"
+            "    cursor.execute('DROP SCHEMA public CASCADE')\n"
+            "    cursor.execute('CREATE SCHEMA public')"
+        )
     else:
         os.unlink(os.path.join(instance.state_dir, "bitpoll.sqlite3"))
     for name in ("secret_key", "encryption_key"):
@@ -85,15 +87,27 @@ def test_damaged_archives_are_refused_and_live_data_unchanged(make_instance, tmp
     backups = sorted(os.listdir(os.path.dirname(good)))
     damaged = {
         "byte flipped": (flip_byte(good, tmp_path / "flipped.tar.gz", os.path.getsize(good) // 2), "corrupt"),
-        "truncated": (truncate(good, tmp_path / "truncated.tar.gz", os.path.getsize(good) - 100), "truncated"),
-        "wrong manifest": (rewrite(good, tmp_path / "manifest.tar.gz", manifest_edit=lambda m: m["members"][
-            "secrets/secret_key"].update(sha256="0" * 64)), "does not match its sha256"),
+        "truncated": (
+            truncate(good, tmp_path / "truncated.tar.gz", os.path.getsize(good) - 100),
+            "truncated",
+        ),
+        "wrong manifest": (
+            rewrite(
+                good,
+                tmp_path / "manifest.tar.gz",
+                manifest_edit=lambda m: m["members"]["secrets/secret_key"].update(sha256="0" * 64),
+            ),
+            "does not match its sha256",
+        ),
     }
     for name, (path, fragment) in damaged.items():
         for command in (["verify", path], ["restore", path, "--yes"]):
             result = instance.ops(*command, check=False)
             assert result.returncode == 1, (name, result.stdout)
-            assert fragment in result.stderr and len(result.stderr.strip().splitlines()) == 1, (name, result.stderr)
+            assert fragment in result.stderr and len(result.stderr.strip().splitlines()) == 1, (
+                name,
+                result.stderr,
+            )
     assert hashlib.sha256(open(database, "rb").read()).hexdigest() == digest
     assert sorted(os.listdir(os.path.dirname(good))) == backups  # not even a safety backup
     assert snapshot(instance) == before

@@ -21,7 +21,12 @@ def test_a_served_and_migrated_bitpoll_is_healthy(make_instance):
     instance = make_instance(server=True)
     status, headers, report = health(instance)
     assert status == 200 and headers["Content-Type"] == "application/json"
-    assert report == {"status": "ok", "version": instance.build.version, "database": "ok", "migrations": "complete"}
+    assert report == {
+        "status": "ok",
+        "version": instance.build.version,
+        "database": "ok",
+        "migrations": "complete",
+    }
     assert headers["Cache-Control"] == "no-store" and "Set-Cookie" not in headers
     # Any Host header: the probe needs no ALLOWED_HOSTS entry, and the rest of the app still
     # refuses the forged one.
@@ -48,7 +53,9 @@ def test_a_pending_migration_is_named(make_instance):
     instance.manage("migrate", "poll", "0019")
     status, _, report = health(instance)
     assert status == 503 and report["failing"] == "migrations" and report["database"] == "ok"
-    assert report["migrations"].startswith("1 pending (poll.0020_alter_poll_allow_unauthenticated_vote_changes")
+    assert report["migrations"].startswith(
+        "1 pending (poll.0020_alter_poll_allow_unauthenticated_vote_changes"
+    )
     instance.manage("migrate")
     assert health(instance)[0] == 200
 

@@ -97,8 +97,11 @@ def titles(site):
 def snapshot(site):
     """Digests of everything restore may change."""
     state = site / "state"
-    return {str(p.relative_to(state)): hashlib.sha256(p.read_bytes()).hexdigest()
-            for p in sorted(state.rglob("*")) if p.is_file() and "backups" not in p.parts}
+    return {
+        str(p.relative_to(state)): hashlib.sha256(p.read_bytes()).hexdigest()
+        for p in sorted(state.rglob("*"))
+        if p.is_file() and "backups" not in p.parts
+    }
 
 
 def make_backup(site, *extra):
@@ -133,7 +136,10 @@ def test_backup_layout_and_manifest(site):
     # The database member is a complete SQLite copy.
     copy = site / "copy.sqlite3"
     copy.write_bytes(contents["database/bitpoll.sqlite3"])
-    assert [r[0] for r in sqlite3.connect(copy).execute("SELECT title FROM poll ORDER BY id")] == ["lunch", "dinner"]
+    assert [r[0] for r in sqlite3.connect(copy).execute("SELECT title FROM poll ORDER BY id")] == [
+        "lunch",
+        "dinner",
+    ]
     assert "is intact" in ok("verify", path)
     # Nothing is left behind in the state directory.
     assert not [p for p in os.listdir(site / "state") if p.startswith(".staging-")]
@@ -165,8 +171,10 @@ def test_rotation_keeps_newest(site):
 def test_rotate_orders_by_time_in_name(tmp_path):
     for stamp in ("20261101T000000.000000Z", "20250101T000000.000000Z", "20261123T000000.000001Z"):
         (tmp_path / f"bitpoll-backup-{stamp}.tar.gz").write_text("")
-    assert ops_archive.rotate(str(tmp_path), 1) == ["bitpoll-backup-20250101T000000.000000Z.tar.gz",
-                                            "bitpoll-backup-20261101T000000.000000Z.tar.gz"]
+    assert ops_archive.rotate(str(tmp_path), 1) == [
+        "bitpoll-backup-20250101T000000.000000Z.tar.gz",
+        "bitpoll-backup-20261101T000000.000000Z.tar.gz",
+    ]
 
 
 def test_keep_must_be_positive(site):
@@ -186,6 +194,7 @@ def test_failed_backup_leaves_earlier_ones_and_no_temp_file(site, monkeypatch, f
             if os.readlink(f"/proc/self/fd/{fd}").endswith(".tmp"):
                 raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
             return real_fsync(fd)
+
         monkeypatch.setattr(ops_base.os, "fsync", fail)
     else:
         original = tarfile.TarFile.addfile
@@ -196,6 +205,7 @@ def test_failed_backup_leaves_earlier_ones_and_no_temp_file(site, monkeypatch, f
             if len(calls) == 2:  # the disk fills up after the manifest
                 raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
             return original(self, tarinfo, fileobj, **kwargs)
+
         monkeypatch.setattr(tarfile.TarFile, "addfile", addfile)
     status, _, err = run_ops("backup", "--dir", str(site / "backups"), "--keep", "1")
     assert status == 1
@@ -259,20 +269,40 @@ DAMAGES = {
     "truncated to half": (lambda p, t: truncate(p, t, os.path.getsize(p) // 2), "truncated"),
     "truncated by a few bytes": (lambda p, t: truncate(p, t, os.path.getsize(p) - 4), "truncated"),
     "empty file": (lambda p, t: truncate(p, t, 0), "corrupt or truncated"),
-    "member tampered": (lambda p, t: rewrite(p, t, members_edit=tampered_database), "does not match its sha256"),
-    "member missing": (lambda p, t: rewrite(p, t, members_edit=lambda m: m.pop("secrets/secret_key")),
-                       "members missing"),
-    "member not in manifest": (lambda p, t: rewrite(p, t, members_edit=lambda m: m.update({"extra": b"x"})),
-                               "not listed in the manifest"),
-    "foreign format": (lambda p, t: rewrite(p, t, manifest_edit=lambda m: m.update(format="other")),
-                       "not a Bitpoll backup"),
-    "newer format version": (lambda p, t: rewrite(p, t, manifest_edit=lambda m: m.update(format_version=2)),
-                             "format version 2"),
-    "path in manifest": (lambda p, t: rewrite(p, t, manifest_edit=lambda m: m["members"].update(
-        {"../../etc/x": {"sha256": "0", "size": 1}})), "unexpected members"),
-    "manifest not first": (lambda p, t: rewrite(p, t, first="secrets/secret_key"), "first member is not manifest.json"),
-    "manifest not json": (lambda p, t: rewrite(p, t, members_edit=lambda m: None,
-                                               manifest_edit=lambda m: m.clear()), "not a Bitpoll backup"),
+    "member tampered": (
+        lambda p, t: rewrite(p, t, members_edit=tampered_database),
+        "does not match its sha256",
+    ),
+    "member missing": (
+        lambda p, t: rewrite(p, t, members_edit=lambda m: m.pop("secrets/secret_key")),
+        "members missing",
+    ),
+    "member not in manifest": (
+        lambda p, t: rewrite(p, t, members_edit=lambda m: m.update({"extra": b"x"})),
+        "not listed in the manifest",
+    ),
+    "foreign format": (
+        lambda p, t: rewrite(p, t, manifest_edit=lambda m: m.update(format="other")),
+        "not a Bitpoll backup",
+    ),
+    "newer format version": (
+        lambda p, t: rewrite(p, t, manifest_edit=lambda m: m.update(format_version=2)),
+        "format version 2",
+    ),
+    "path in manifest": (
+        lambda p, t: rewrite(
+            p, t, manifest_edit=lambda m: m["members"].update({"../../etc/x": {"sha256": "0", "size": 1}})
+        ),
+        "unexpected members",
+    ),
+    "manifest not first": (
+        lambda p, t: rewrite(p, t, first="secrets/secret_key"),
+        "first member is not manifest.json",
+    ),
+    "manifest not json": (
+        lambda p, t: rewrite(p, t, members_edit=lambda m: None, manifest_edit=lambda m: m.clear()),
+        "not a Bitpoll backup",
+    ),
 }
 
 
@@ -298,7 +328,9 @@ def test_damaged_archive_is_refused_and_nothing_changes(site, damage):
     assert status == 1 and fragment in err, err
     assert len(err.strip().splitlines()) == 1
     # Restore verifies first: the live data, the secrets and the backup directory stay as they were.
-    sqlite3.connect(site / "state" / "bitpoll.sqlite3").execute("INSERT INTO poll (title) VALUES ('new')").connection.commit()
+    sqlite3.connect(site / "state" / "bitpoll.sqlite3").execute(
+        "INSERT INTO poll (title) VALUES ('new')"
+    ).connection.commit()
     before, backups = snapshot(site), sorted(os.listdir(site / "backups"))
     status, _, err = run_ops("restore", bad, "--yes", "--backup-dir", str(site / "backups"))
     assert status == 1 and fragment in err, err
@@ -334,8 +366,9 @@ def test_restore_round_trip_with_safety_backup(site):
     assert len(safety) == 1 and safety[0] in out
     with tarfile.open(site / "safety" / safety[0]) as tar:
         (site / "before.sqlite3").write_bytes(tar.extractfile("database/bitpoll.sqlite3").read())
-    assert [r[0] for r in sqlite3.connect(site / "before.sqlite3").execute("SELECT title FROM poll")][-1] == \
-        "added after the backup"
+    assert [r[0] for r in sqlite3.connect(site / "before.sqlite3").execute("SELECT title FROM poll")][
+        -1
+    ] == "added after the backup"
     # Same version: no migration, and the marker says so for the next start.
     assert manage_calls(site) == []
     assert json.loads((site / "state" / ops_base.MARKER).read_text())["package"]["version"] == "0.11.0"
@@ -440,17 +473,38 @@ def test_restore_refuses_while_a_hidden_server_runs(request):
         os.chmod(path, 0o755)
     for module in OPS_MODULES:
         os.chmod(shared / module, 0o644)
-    check = ("import sys, types; sys.path.insert(0, sys.argv[1]); import bitpoll_ops_restore as ops_restore; "
-             "print(ops_restore.running_server(types.SimpleNamespace(state_dir=sys.argv[2])))")
+    check = (
+        "import sys, types; sys.path.insert(0, sys.argv[1]); import bitpoll_ops_restore as ops_restore; "
+        "print(ops_restore.running_server(types.SimpleNamespace(state_dir=sys.argv[2])))"
+    )
     server = fake_gunicorn()
     try:
         (shared / "state" / "server.pid").write_text(f"{server.pid}\n")
         os.chmod(shared / "state" / "server.pid", 0o644)
-        script = ('mount -t proc -o hidepid=invisible proc /proc && '
-                  'exec setpriv --reuid=65534 --regid=65534 --clear-groups "$@"')
-        result = subprocess.run(["unshare", "--mount", "--propagation", "private", "sh", "-c", script, "sh",
-                                 python, "-c", check, str(shared), str(shared / "state")],
-                                capture_output=True, text=True, timeout=60)
+        script = (
+            "mount -t proc -o hidepid=invisible proc /proc && "
+            'exec setpriv --reuid=65534 --regid=65534 --clear-groups "$@"'
+        )
+        result = subprocess.run(
+            [
+                "unshare",
+                "--mount",
+                "--propagation",
+                "private",
+                "sh",
+                "-c",
+                script,
+                "sh",
+                python,
+                "-c",
+                check,
+                str(shared),
+                str(shared / "state"),
+            ],
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
         if "mount" in result.stderr and result.returncode != 0:
             pytest.skip(f"cannot mount a private /proc here: {result.stderr.strip()}")
         assert result.returncode == 0, result.stderr
@@ -511,8 +565,10 @@ def test_prestart_passes_configuration_errors_through(site, monkeypatch):
     status, out, err = run_ops("prestart")
     # The shim's one line, and nothing added by the ops tool.
     assert status == 78
-    assert err.splitlines() == [f"bitpoll: configuration error: settings file {site}/etc/settings.json "
-                                f"must contain a JSON object of settings, not a list"]
+    assert err.splitlines() == [
+        f"bitpoll: configuration error: settings file {site}/etc/settings.json "
+        f"must contain a JSON object of settings, not a list"
+    ]
 
 
 def test_prestart_leaves_credentials_alone(site, monkeypatch):
@@ -551,15 +607,21 @@ def test_state_dir_with_unusual_characters(site, monkeypatch):
     ok("verify", archive)
     with tarfile.open(archive) as tar:
         (site / "copy.sqlite3").write_bytes(tar.extractfile("database/bitpoll.sqlite3").read())
-    assert [r[0] for r in sqlite3.connect(site / "copy.sqlite3").execute("SELECT title FROM poll")] == ["lunch", "dinner"]
+    assert [r[0] for r in sqlite3.connect(site / "copy.sqlite3").execute("SELECT title FROM poll")] == [
+        "lunch",
+        "dinner",
+    ]
 
 
 def test_restore_failing_midway_names_the_way_back(site, monkeypatch):
     archive = make_backup(site)
-    sqlite3.connect(site / "state" / "bitpoll.sqlite3").execute("INSERT INTO poll (title) VALUES ('new')").connection.commit()
+    sqlite3.connect(site / "state" / "bitpoll.sqlite3").execute(
+        "INSERT INTO poll (title) VALUES ('new')"
+    ).connection.commit()
 
     def full_disk(*_args, **_kwargs):
         raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(site / "state" / "secrets"))
+
     # The database is restored, then writing the secrets fails.
     original = ops_restore.restore_secrets
     monkeypatch.setattr(ops_restore, "restore_secrets", full_disk)

@@ -50,8 +50,13 @@ def test_killed_migration_is_completed_on_next_start(make_instance):
     instance = make_instance(start=False)
     instance.layout()
     database = os.path.join(instance.state_dir, "bitpoll.sqlite3")
-    process = subprocess.Popen([instance.build.tool("bitpoll-ops"), "prestart"], env=instance.env(),
-                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True)
+    process = subprocess.Popen(
+        [instance.build.tool("bitpoll-ops"), "prestart"],
+        env=instance.env(),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
     partial = None
     deadline = time.monotonic() + 120
     try:
@@ -118,14 +123,19 @@ def test_server_serves_pages_and_static_files(make_instance):
     assert fetch(instance.base_url + "/", headers={"Host": "evil.example"})[0] == 400
     status, _, body = fetch(instance.base_url + "/no/such/page/")
     assert status == 404 and b"Traceback" not in body
-    settings = tagged_line(instance.shell(
-        "import json; from django.conf import settings as s; "
-        "print('SETTINGS', json.dumps([s.DEBUG, s.MIDDLEWARE, s.STATIC_ROOT, s.DATABASES['default']['NAME']]))"),
-        "SETTINGS")
+    settings = tagged_line(
+        instance.shell(
+            "import json; from django.conf import settings as s; "
+            "print('SETTINGS', json.dumps([s.DEBUG, s.MIDDLEWARE, s.STATIC_ROOT, s.DATABASES['default']['NAME']]))"
+        ),
+        "SETTINGS",
+    )
     debug, middleware, static_root, database = settings
     assert debug is False
-    assert middleware[:2] == ["django.middleware.security.SecurityMiddleware",
-                              "whitenoise.middleware.WhiteNoiseMiddleware"]
+    assert middleware[:2] == [
+        "django.middleware.security.SecurityMiddleware",
+        "whitenoise.middleware.WhiteNoiseMiddleware",
+    ]
     assert middleware.count("whitenoise.middleware.WhiteNoiseMiddleware") == 1
     assert static_root == instance.build.static_root
     assert database == os.path.join(instance.state_dir, "bitpoll.sqlite3")
@@ -142,14 +152,20 @@ def test_server_takes_systemd_socket(make_instance):
     listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     listener.bind(("127.0.0.1", instance.port))
     listener.listen(16)
-    launcher = ("import os, sys; os.dup2(int(sys.argv[1]), 3); os.environ['LISTEN_FDS'] = '1'; "
-                "os.environ['LISTEN_PID'] = str(os.getpid()); os.execv(sys.argv[2], sys.argv[2:])")
+    launcher = (
+        "import os, sys; os.dup2(int(sys.argv[1]), 3); os.environ['LISTEN_FDS'] = '1'; "
+        "os.environ['LISTEN_PID'] = str(os.getpid()); os.execv(sys.argv[2], sys.argv[2:])"
+    )
     log_path = os.path.join(instance.log_dir, "socket-activated.log")
     with open(log_path, "wb") as log:
-        server = subprocess.Popen([sys.executable, "-c", launcher, str(listener.fileno()),
-                                   instance.build.tool("bitpoll-server")],
-                                  env=instance.env(), pass_fds=(listener.fileno(),), stdout=log,
-                                  stderr=subprocess.STDOUT, start_new_session=True)
+        server = subprocess.Popen(
+            [sys.executable, "-c", launcher, str(listener.fileno()), instance.build.tool("bitpoll-server")],
+            env=instance.env(),
+            pass_fds=(listener.fileno(),),
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
     listener.close()
     try:
         deadline = time.monotonic() + 60
@@ -214,7 +230,11 @@ def test_secrets_stay_out_of_environment_processes_logs_and_other_files(make_ins
     fetch(instance.base_url + "/", headers={"Host": "evil.example"})
     fetch(instance.base_url + "/", data=b"title=x")
     seed(instance, "leak")
-    outputs = [instance.ops("backup").stdout, instance.ops("prestart").stdout, instance.manage("check").stderr]
+    outputs = [
+        instance.ops("backup").stdout,
+        instance.ops("prestart").stdout,
+        instance.manage("check").stderr,
+    ]
     # No process's environment or command line holds a secret (the server's included).
     leaks = []
     for pid in filter(str.isdigit, os.listdir("/proc")):
@@ -232,11 +252,18 @@ def test_secrets_stay_out_of_environment_processes_logs_and_other_files(make_ins
     # No file outside the state directory holds one: logs, settings, the app, the static files.
     # The credentials directory is systemd's (the source), and .pg-password the testbed's own
     # copy of what an administrator would have provided.
-    skip = {instance.state_dir, os.path.join(instance.dir, "credentials"), os.path.join(instance.dir, ".pg-password")}
+    skip = {
+        instance.state_dir,
+        os.path.join(instance.dir, "credentials"),
+        os.path.join(instance.dir, ".pg-password"),
+    }
     assert not files_containing(instance.dir, values, skip)
     assert not files_containing(instance.build.root, values)
-    recent_tmp = [p for p in (os.path.join("/tmp", n) for n in os.listdir("/tmp"))
-                  if os.path.isfile(p) and os.stat(p).st_mtime >= started]
+    recent_tmp = [
+        p
+        for p in (os.path.join("/tmp", n) for n in os.listdir("/tmp"))
+        if os.path.isfile(p) and os.stat(p).st_mtime >= started
+    ]
     assert not [p for p in recent_tmp if any(v in open(p, "rb").read() for v in values.values())]
     # Staging directories are gone; secrets inside the state directory are private.
     assert not [n for n in os.listdir(instance.state_dir) if n.startswith(".staging-")]

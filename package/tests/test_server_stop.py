@@ -19,7 +19,7 @@ import pytest
 
 # The stand-in for a slow view: Bitpoll has none, so a middleware answers /slow after a pause.
 # It records when the request has started, so the test signals the server mid-request.
-SLOW_MIDDLEWARE = textwrap.dedent('''
+SLOW_MIDDLEWARE = textwrap.dedent("""
     import os
     import time
 
@@ -36,7 +36,7 @@ SLOW_MIDDLEWARE = textwrap.dedent('''
             open(os.environ["SLOW_STARTED"], "w").close()
             time.sleep(float(request.GET["seconds"]))
             return HttpResponse("slow request done")
-''')
+""")
 
 SLOW_SECONDS = 3.0
 

@@ -39,8 +39,12 @@ def deployment(tmp_path):
     (state / "secrets" / "encryption_key").write_text(GOOD_KEY)
     settings = tmp_path / "settings.json"
     settings.write_text(json.dumps(BASE_SETTINGS))
-    env = {"PATH": os.environ["PATH"], "BITPOLL_STATE_DIR": str(state), "BITPOLL_SETTINGS_FILE": str(settings),
-           "BITPOLL_STATIC_ROOT": str(tmp_path / "static")}
+    env = {
+        "PATH": os.environ["PATH"],
+        "BITPOLL_STATE_DIR": str(state),
+        "BITPOLL_SETTINGS_FILE": str(settings),
+        "BITPOLL_STATIC_ROOT": str(tmp_path / "static"),
+    }
     return tmp_path, env
 
 
@@ -81,13 +85,29 @@ SETTINGS_CASES = {
     "no base url": ({"ALLOWED_HOSTS": ["x"]}, ["BASE_URL", "missing"]),
     "base url without scheme": ({**BASE_SETTINGS, "BASE_URL": "poll.example.org"}, ["BASE_URL", "https://"]),
     "debug a string": ({**BASE_SETTINGS, "DEBUG": "false"}, ["DEBUG", "true or false"]),
-    "databases without engine": ({**BASE_SETTINGS, "DATABASES": {"default": {"NAME": "x"}}}, ["DATABASES", "ENGINE"]),
-    "proxy header not a pair": ({**BASE_SETTINGS, "SECURE_PROXY_SSL_HEADER": ["X"]}, ["SECURE_PROXY_SSL_HEADER"]),
+    "databases without engine": (
+        {**BASE_SETTINGS, "DATABASES": {"default": {"NAME": "x"}}},
+        ["DATABASES", "ENGINE"],
+    ),
+    "proxy header not a pair": (
+        {**BASE_SETTINGS, "SECURE_PROXY_SSL_HEADER": ["X"]},
+        ["SECURE_PROXY_SSL_HEADER"],
+    ),
     "lower-case key": ({**BASE_SETTINGS, "debug": True}, ["'debug'", "not a setting name"]),
     "secret key in settings": ({**BASE_SETTINGS, "SECRET_KEY": "x"}, ["SECRET_KEY", "secret_key credential"]),
-    "encryption key in settings": ({**BASE_SETTINGS, "FIELD_ENCRYPTION_KEY": GOOD_KEY}, ["FIELD_ENCRYPTION_KEY"]),
-    "database password in settings": ({**BASE_SETTINGS, "DATABASES": {"default": {
-        "ENGINE": "django.db.backends.postgresql", "NAME": "b", "PASSWORD": "x"}}}, ["PASSWORD", "db_password"]),
+    "encryption key in settings": (
+        {**BASE_SETTINGS, "FIELD_ENCRYPTION_KEY": GOOD_KEY},
+        ["FIELD_ENCRYPTION_KEY"],
+    ),
+    "database password in settings": (
+        {
+            **BASE_SETTINGS,
+            "DATABASES": {
+                "default": {"ENGINE": "django.db.backends.postgresql", "NAME": "b", "PASSWORD": "x"}
+            },
+        },
+        ["PASSWORD", "db_password"],
+    ),
     "bad openid group regex": ({**BASE_SETTINGS, "OPENID_ADMIN_GROUPS": "("}, ["OPENID_ADMIN_GROUPS"]),
 }
 
@@ -120,11 +140,21 @@ SECRET_CASES = {
     "secret_key empty": ("secret_key", "\n", ["secret_key", "is empty"]),
     "encryption_key missing": ("encryption_key", None, ["encryption_key", "not found"]),
     "encryption_key empty": ("encryption_key", "", ["encryption_key", "is empty"]),
-    "encryption_key the sample's": ("encryption_key", "this+is+an+example+key+please+generate+one+=",
-                                    ["encryption_key", "public example key"]),
-    "encryption_key not base64": ("encryption_key", "not base64 at all!", ["encryption_key", "not a valid Fernet key"]),
-    "encryption_key too short": ("encryption_key", base64.urlsafe_b64encode(b"k" * 16).decode(),
-                                 ["encryption_key", "not a valid Fernet key"]),
+    "encryption_key the sample's": (
+        "encryption_key",
+        "this+is+an+example+key+please+generate+one+=",
+        ["encryption_key", "public example key"],
+    ),
+    "encryption_key not base64": (
+        "encryption_key",
+        "not base64 at all!",
+        ["encryption_key", "not a valid Fernet key"],
+    ),
+    "encryption_key too short": (
+        "encryption_key",
+        base64.urlsafe_b64encode(b"k" * 16).decode(),
+        ["encryption_key", "not a valid Fernet key"],
+    ),
     "secret_key not text": ("secret_key", b"\xff\xfe\x00", ["secret_key", "not UTF-8"]),
 }
 
@@ -172,7 +202,9 @@ def test_production_defaults(deployment):
     settings = exported(env)
     assert settings["DEBUG"] is False
     assert settings["DATABASES"]["default"] == {
-        "ENGINE": "django.db.backends.sqlite3", "NAME": str(tmp_path / "state" / "bitpoll.sqlite3")}
+        "ENGINE": "django.db.backends.sqlite3",
+        "NAME": str(tmp_path / "state" / "bitpoll.sqlite3"),
+    }
     assert settings["STATIC_ROOT"] == env["BITPOLL_STATIC_ROOT"]
     assert settings["SESSION_COOKIE_SECURE"] is True and settings["CSRF_COOKIE_SECURE"] is True
     assert settings["CSRF_TRUSTED_ORIGINS"] == ["https://poll.example.org"]
@@ -186,9 +218,17 @@ def test_production_defaults(deployment):
 
 def test_http_site_has_no_secure_cookies_and_settings_win(deployment):
     tmp_path, env = deployment
-    write_settings(tmp_path, {"ALLOWED_HOSTS": ["a"], "BASE_URL": "http://127.0.0.1:8000/",
-                              "DEBUG": True, "SECURE_PROXY_SSL_HEADER": ["HTTP_X_FORWARDED_PROTO", "https"],
-                              "CSRF_COOKIE_SECURE": True, "SITE_NAME": "Ours"})
+    write_settings(
+        tmp_path,
+        {
+            "ALLOWED_HOSTS": ["a"],
+            "BASE_URL": "http://127.0.0.1:8000/",
+            "DEBUG": True,
+            "SECURE_PROXY_SSL_HEADER": ["HTTP_X_FORWARDED_PROTO", "https"],
+            "CSRF_COOKIE_SECURE": True,
+            "SITE_NAME": "Ours",
+        },
+    )
     settings = exported(env)
     assert settings["SESSION_COOKIE_SECURE"] is False
     assert settings["CSRF_COOKIE_SECURE"] is True
@@ -233,7 +273,9 @@ def test_whitenoise_directly_after_security_middleware(tmp_path, deployment):
     """))
     write_settings(tmp_path, {**BASE_SETTINGS, "MIDDLEWARE_LOCAL": ["extra.Middleware"]})
     code = "import json, bitpoll.settings as s; print(json.dumps(s.MIDDLEWARE))"
-    result = subprocess.run([sys.executable, "-c", code], env=env, cwd=tmp_path, capture_output=True, text=True)
+    result = subprocess.run(
+        [sys.executable, "-c", code], env=env, cwd=tmp_path, capture_output=True, text=True
+    )
     assert result.returncode == 0, result.stderr
     assert json.loads(result.stdout) == [
         "django.middleware.security.SecurityMiddleware",
@@ -253,8 +295,11 @@ def test_wrappers_report_one_line(make_instance):
     instance.layout()
     with open(instance.settings_file, "w") as handle:
         json.dump({"BASE_URL": instance.base_url}, handle)
-    for tool, args in (("bitpoll-manage", ["migrate"]), ("bitpoll-ops", ["prestart"]),
-                       ("bitpoll-server", ["--bind", f"127.0.0.1:{instance.port}"])):
+    for tool, args in (
+        ("bitpoll-manage", ["migrate"]),
+        ("bitpoll-ops", ["prestart"]),
+        ("bitpoll-server", ["--bind", f"127.0.0.1:{instance.port}"]),
+    ):
         result = instance.tool(tool, *args, check=False, timeout=60)
         assert_one_line_error(result, "ALLOWED_HOSTS", instance.settings_file)
         # gunicorn loads the app before it listens (--preload), so nothing is left running.
@@ -279,8 +324,14 @@ def test_secret_references_in_settings(deployment):
     credentials.mkdir()
     (credentials / "email_password").write_text("mail-pass\n")
     env["CREDENTIALS_DIRECTORY"] = str(credentials)
-    write_settings(tmp_path, {**BASE_SETTINGS, "EMAIL_HOST_PASSWORD": {"_secret": "email_password"},
-                              "MARKDOWNIFY": {"default": {"x": 1}}})
+    write_settings(
+        tmp_path,
+        {
+            **BASE_SETTINGS,
+            "EMAIL_HOST_PASSWORD": {"_secret": "email_password"},
+            "MARKDOWNIFY": {"default": {"x": 1}},
+        },
+    )
     settings = exported(env)
     assert settings["EMAIL_HOST_PASSWORD"] == "mail-pass"
     assert settings["MARKDOWNIFY"] == {"default": {"x": 1}}  # other objects pass through

@@ -11,9 +11,22 @@ TESTBED = os.path.join(REPO, "ci", "testbed", "bitpoll-testbed")
 
 def test_start_prints_the_instance_and_stop_removes_everything(build, tmp_path):
     directory = tmp_path / "instance"
-    result = subprocess.run([TESTBED, "start", "--src", os.environ["BITPOLL_SRC"], "--dir", str(directory),
-                             "--generated-secrets", "--version", build.version],
-                            capture_output=True, text=True, timeout=600)
+    result = subprocess.run(
+        [
+            TESTBED,
+            "start",
+            "--src",
+            os.environ["BITPOLL_SRC"],
+            "--dir",
+            str(directory),
+            "--generated-secrets",
+            "--version",
+            build.version,
+        ],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert result.returncode == 0, result.stderr
     values = dict(line.split("=", 1) for line in result.stdout.splitlines())
     try:
@@ -26,8 +39,12 @@ def test_start_prints_the_instance_and_stop_removes_everything(build, tmp_path):
         pid = int(values["SERVER_PID"])
         os.kill(pid, 0)
     finally:
-        stop = subprocess.run([TESTBED, "stop", "--dir", str(directory), "--remove"],
-                              capture_output=True, text=True, timeout=120)
+        stop = subprocess.run(
+            [TESTBED, "stop", "--dir", str(directory), "--remove"],
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
     assert stop.returncode == 0, stop.stderr
     assert not directory.exists()
     try:
@@ -41,4 +58,7 @@ def test_start_prints_the_instance_and_stop_removes_everything(build, tmp_path):
 def test_stop_of_an_unknown_directory(tmp_path):
     result = subprocess.run([TESTBED, "stop", "--dir", str(tmp_path)], capture_output=True, text=True)
     assert result.returncode == 1
-    assert result.stderr.strip() == f"bitpoll-testbed: error: {tmp_path}/testbed.json not found; is {tmp_path} a testbed directory?"
+    assert (
+        result.stderr.strip()
+        == f"bitpoll-testbed: error: {tmp_path}/testbed.json not found; is {tmp_path} a testbed directory?"
+    )

@@ -23,7 +23,9 @@ from nspawn_support import journal, require_host, sh, show, testbed
 def listen_container(tmp_path_factory):
     src = os.environ.get("BITPOLL_SRC")
     if not src:
-        pytest.skip("BITPOLL_SRC is not set (a Bitpoll 0.11 checkout is needed to run Bitpoll in the container)")
+        pytest.skip(
+            "BITPOLL_SRC is not set (a Bitpoll 0.11 checkout is needed to run Bitpoll in the container)"
+        )
     require_host()
     new_port = testbed.free_port()
     box = testbed.Container(tmp_path_factory.mktemp("listen-container") / "state", stop_with_caller=True)
@@ -47,7 +49,9 @@ def test_a_port_change_is_served_on_the_new_port_after_the_switch(listen_contain
     assert urllib.request.urlopen(info["BASE_URL"] + "/", timeout=30).status == 200
     old_target = [
         line
-        for line in sh(box, "systemctl", "list-units", "--plain", "--no-legend", "bitpoll-listen-*").stdout.splitlines()
+        for line in sh(
+            box, "systemctl", "list-units", "--plain", "--no-legend", "bitpoll-listen-*"
+        ).stdout.splitlines()
         if line.strip()
     ]
     assert len(old_target) == 1, old_target
@@ -55,7 +59,9 @@ def test_a_port_change_is_served_on_the_new_port_after_the_switch(listen_contain
     generation = f"{info['BITPOLL_VERSION']}-port{box.new_port}"
     switched = sh(box, "bitpoll-testbed-switch", generation, check=False)
     assert switched.returncode == 0, switched.stdout + switched.stderr + journal(box)
-    assert "bitpoll.socket" in switched.stdout and "removed: bitpoll-listen-" in switched.stdout, switched.stdout
+    assert (
+        "bitpoll.socket" in switched.stdout and "removed: bitpoll-listen-" in switched.stdout
+    ), switched.stdout
 
     listen = show(box, "bitpoll.socket", "Listen", "ActiveState")
     assert listen["ActiveState"] == "active" and f"127.0.0.1:{box.new_port}" in listen["Listen"], listen

@@ -25,7 +25,9 @@ from nspawn_support import container_listeners, journal, require_host, sh, show,
 def metrics_container(tmp_path_factory):
     src = os.environ.get("BITPOLL_SRC")
     if not src:
-        pytest.skip("BITPOLL_SRC is not set (a Bitpoll 0.11 checkout is needed to run Bitpoll in the container)")
+        pytest.skip(
+            "BITPOLL_SRC is not set (a Bitpoll 0.11 checkout is needed to run Bitpoll in the container)"
+        )
     require_host()
     box = testbed.Container(tmp_path_factory.mktemp("metrics-container") / "state", stop_with_caller=True)
     box.info_values = box.up(testbed.prepare_layout(Path(src)), switch_metrics=True)
@@ -82,18 +84,25 @@ def test_metrics_on_by_a_switch_and_off_again(metrics_container):
     assert "removed: bitpoll-listen-" in out, out
     socket_unit = show(box, "bitpoll-metrics.socket", "ActiveState", "Listen", "FileDescriptorName")
     assert socket_unit["ActiveState"] == "active", socket_unit
-    assert socket_unit["Listen"] == f"127.0.0.1:{port} (Stream)" and socket_unit["FileDescriptorName"] == "metrics"
+    assert (
+        socket_unit["Listen"] == f"127.0.0.1:{port} (Stream)"
+        and socket_unit["FileDescriptorName"] == "metrics"
+    )
     assert f"BITPOLL_METRICS_LISTEN=127.0.0.1:{port}" in environment(box)
     assert fetch(box, info["BASE_URL"] + "/")[0] == 200
     status, body = fetch(box, f"http://127.0.0.1:{port}/metrics")
     assert status == 200, body
-    assert re.search(r'(?m)^bitpoll_http_requests_total\{method="GET",status="200",view="index"\} [1-9]', body), body
+    assert re.search(
+        r'(?m)^bitpoll_http_requests_total\{method="GET",status="200",view="index"\} [1-9]', body
+    ), body
     assert 'bitpoll_info{version="' in body
     # The master serves the socket it was given: the sandbox stays as it was.
     sandbox = show(box, "bitpoll.service", "PrivateNetwork", "RestrictAddressFamilies", "IPAddressDeny")
     assert sandbox["PrivateNetwork"] == "yes" and sandbox["RestrictAddressFamilies"] == "AF_UNIX", sandbox
     score_on = exposure(box)
-    print(f"\nsystemd-analyze security bitpoll.service (online): {score_off} without metrics, {score_on} with")
+    print(
+        f"\nsystemd-analyze security bitpoll.service (online): {score_off} without metrics, {score_on} with"
+    )
     assert score_on <= score_off
     directory = sh(box, "stat", "--format", "%a %U", "/run/bitpoll-metrics").stdout.strip()
     assert directory == "700 bitpoll", directory
