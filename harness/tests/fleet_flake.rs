@@ -15,7 +15,7 @@ use std::sync::Mutex;
 use bitpoll_harness::fleet::flake_hosts::{self, HOSTS_EXPRESSION};
 use bitpoll_harness::fleet::inventory::{Host, HostTarget, Inventory, DEFAULT_CONNECT_TIMEOUT};
 use bitpoll_harness::nix::Nix;
-use bitpoll_harness::target::ssh::{HostKeyPolicy, SshAddress};
+use bitpoll_harness::target::ssh::SshAddress;
 use libtest_mimic::{Arguments, Failed, Trial};
 use nix_standin::{nix_call, StandIn, PASSING};
 use serde_json::json;
@@ -185,7 +185,7 @@ fn host(line: &str) -> Host {
             .get(3)
             .map_or(vec![], |t| t.split(',').map(String::from).collect()),
         identity: None,
-        known_hosts: HostKeyPolicy::Strict,
+        known_hosts: None,
         known_hosts_file: None,
         connect_timeout: DEFAULT_CONNECT_TIMEOUT,
         vars: Vec::new(),

@@ -137,3 +137,38 @@ fn fleet_and_single_reports_are_not_mixed() {
         text(&output)
     );
 }
+
+#[test]
+fn scenarios_a_host_left_out_are_regressions() {
+    let fleet = Fleet::new();
+    let output = fleet.run(
+        &inventory(&fleet, "xyz"),
+        &["ok", "fails", "--hosts", "beta", "--fail-fast"],
+    );
+    assert_eq!(output.status.code(), Some(1), "{}", text(&output));
+    let dir = fleet.path("partial");
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::copy(fleet.path("report.json"), dir.join("fleet.json")).unwrap();
+    let gated = gate(&[], &dir);
+    let all = text(&gated);
+    assert_eq!(gated.status.code(), Some(1), "{all}");
+    assert!(
+        all.contains("regression: the host did not run scenario `fails`"),
+        "{all}"
+    );
+}
+
+#[test]
+fn a_report_from_a_newer_harness_is_refused_by_name() {
+    let fleet = Fleet::new();
+    let dir = fleet.path("future");
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(
+        dir.join("r.json"),
+        r#"{"schema_version": 99, "kind": "fleet"}"#,
+    )
+    .unwrap();
+    let output = gate(&[], &dir);
+    assert_eq!(output.status.code(), Some(2), "{}", text(&output));
+    assert!(text(&output).contains("r.json: not a bitpoll-harness JSON report (schema_version 99 is newer than this harness reads (2)"), "{}", text(&output));
+}

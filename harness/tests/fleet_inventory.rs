@@ -79,7 +79,7 @@ identity = "/abs/key"
         berlin.identity.as_deref(),
         Some(Path::new("/etc/fleet/keys/fleet"))
     );
-    assert_eq!(berlin.known_hosts, HostKeyPolicy::AcceptNew);
+    assert_eq!(berlin.known_hosts, Some(HostKeyPolicy::AcceptNew));
     assert_eq!(
         berlin.known_hosts_file.as_deref(),
         Some(Path::new("/var/known"))
@@ -206,6 +206,25 @@ fn missing_hosts_names_and_targets_say_what_to_add() {
     );
     assert_one("host = 1\n", "1:8", "`host` must be an array of tables");
     assert_one("[[host]\n", "1:7", "invalid TOML");
+}
+
+#[test]
+fn names_differing_only_in_case_are_the_same_name() {
+    let text = format!("{HOST}\n[[host]]\nname = \"A\"\ntarget = \"local\"\n");
+    assert_one(
+        &text,
+        "6:8",
+        "host `A` is named twice (differing only in case from `a`)",
+    );
+}
+
+#[test]
+fn a_default_tag_named_like_a_host_is_ambiguous() {
+    assert_one(
+        &format!("[defaults]\ntags = [\"a\"]\n{HOST}"),
+        "2:9",
+        "tag `a` is also a host's name",
+    );
 }
 
 #[test]

@@ -290,3 +290,57 @@ fn command_line_ssh_options_fill_in_what_a_host_leaves_unset() {
     assert_eq!(output.status.code(), Some(2), "{}", text(&output));
     assert_eq!(host(&fleet.report(), "ssh")["status"], "unreachable");
 }
+
+#[test]
+fn fail_fast_stops_running_hosts_before_their_next_scenario() {
+    let fleet = Fleet::new();
+    let output = fleet.run(
+        &fleet.inventory(),
+        &[
+            "fails",
+            "ok",
+            "--hosts",
+            "local",
+            "--parallel",
+            "2",
+            "--fail-fast",
+        ],
+    );
+    assert_eq!(output.status.code(), Some(1), "{}", text(&output));
+    let report = fleet.report();
+    for name in ["alpha", "beta"] {
+        let host = host(&report, name);
+        assert_eq!(host["status"], "failed", "{host:#}");
+        assert_eq!(host["not_run"], serde_json::json!(["ok"]), "{host:#}");
+    }
+}
+
+#[test]
+fn a_target_left_in_the_environment_is_set_aside_and_one_given_is_refused() {
+    let fleet = Fleet::new();
+    let inventory = fleet.inventory();
+    let mut command = assert_cmd::Command::cargo_bin("bitpoll-harness").unwrap();
+    let output = command
+        .env("BITPOLL_HARNESS_TARGET", "local")
+        .args(["run", "ok", "--hosts", "alpha", "--scenarios"])
+        .arg(fleet.path("scenarios"))
+        .arg("--inventory")
+        .arg(&inventory)
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(0), "{}", text(&output));
+    assert!(
+        text(&output)
+            .contains("BITPOLL_HARNESS_TARGET=local is ignored: the inventory names the hosts"),
+        "{}",
+        text(&output)
+    );
+    let output = fleet.run(&inventory, &["ok", "--target", "ssh://x@y"]);
+    assert_eq!(output.status.code(), Some(2), "{}", text(&output));
+    assert!(
+        text(&output)
+            .contains("--target ssh://x@y: a fleet run takes its hosts from the inventory"),
+        "{}",
+        text(&output)
+    );
+}

@@ -143,7 +143,9 @@ fn a_key_the_server_does_not_know_is_refused_with_a_clear_error() {
 #[test]
 fn an_unknown_host_key_is_refused_under_strict_and_recorded_under_accept_new() {
     let server = sshd::start();
-    std::fs::write(&server.known_hosts, "").unwrap();
+    // What was there stays: a comment, and a last line without its newline.
+    let before = "# the administrator's note\nother.example.org ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIOMqqnkVzrm0SdG6UOoqKLsabgH5C9okWi0dh2l9GKJl";
+    std::fs::write(&server.known_hosts, before).unwrap();
     let error = connect(&server, &server.user_key, HostKeyPolicy::Strict)
         .err()
         .expect("strict refuses an unknown host")
@@ -155,8 +157,8 @@ fn an_unknown_host_key_is_refused_under_strict_and_recorded_under_accept_new() {
         .expect("accept-new records the key");
     let recorded = std::fs::read_to_string(&server.known_hosts).unwrap();
     assert!(
-        recorded.contains(&format!("[127.0.0.1]:{}", server.port)),
-        "{recorded}"
+        recorded.starts_with(&format!("{before}\n[127.0.0.1]:{} ", server.port)),
+        "the key is appended on a line of its own, the rest kept: {recorded}"
     );
     connect(&server, &server.user_key, HostKeyPolicy::Strict)
         .expect("strict accepts the recorded key");

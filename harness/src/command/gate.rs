@@ -89,6 +89,9 @@ pub fn command(args: &GateArgs) -> anyhow::Result<ExitCode> {
                 Selected::Runs(reports) => reports,
                 Selected::Hosts(hosts) => {
                     if args.save_baseline.is_some() {
+                        if let [only] = &hosts[..] {
+                            anyhow::bail!("--save-baseline: host {} did not run everything ({}); a baseline needs a complete run", only.name, only.missing.join("; "));
+                        }
                         anyhow::bail!("--save-baseline: the fleet reports in {} hold {} hosts ({}); choose the one whose results become the baseline with --host NAME", dir.display(), hosts.len(), fleet::names(&hosts));
                     }
                     return fleet::compare_hosts(

@@ -78,11 +78,11 @@ pub struct RunArgs {
 #[derive(Debug, clap::Args)]
 pub struct FleetArgs {
     /// Run on every host of this inventory (TOML; see docs/fleet.md) instead of one --target.
-    #[arg(long, value_name = "FILE", conflicts_with_all = ["target", "inventory_from_flake"])]
+    #[arg(long, value_name = "FILE", conflicts_with = "inventory_from_flake")]
     pub inventory: Option<PathBuf>,
     /// Run on the hosts of a flake's nixosConfigurations (or colmena hive) that enable
     /// services.bitpoll, as an inventory.
-    #[arg(long, value_name = "REF", conflicts_with = "target")]
+    #[arg(long, value_name = "REF")]
     pub inventory_from_flake: Option<String>,
     /// Only these hosts: names or tags, comma-separated or repeated.
     #[arg(long, value_name = "NAME|TAG,...")]
@@ -186,9 +186,8 @@ fn known_vars(scenarios: &[Scenario], dir: Option<&Path>) -> BTreeSet<String> {
         .collect()
 }
 
-/// --identity, --known-hosts-file and --base-url (or their environment variables) fill in what
-/// a host leaves unset; the inventory's own values win. --known-hosts applies to hosts from a
-/// flake, which have no other way to set it (an inventory's hosts use theirs, strict by default).
+/// --identity, --known-hosts, --known-hosts-file and --base-url (or their environment variables)
+/// fill in what a host leaves unset; the inventory's own values win.
 fn apply_command_line_defaults(args: &RunArgs, hosts: &mut [Host]) {
     for host in hosts {
         if host.identity.is_none() {
@@ -203,9 +202,7 @@ fn apply_command_line_defaults(args: &RunArgs, hosts: &mut [Host]) {
                 .as_ref()
                 .map(|url| url.trim_end_matches('/').to_string());
         }
-        if args.fleet.inventory_from_flake.is_some() {
-            host.known_hosts = args.known_hosts;
-        }
+        host.known_hosts.get_or_insert(args.known_hosts);
     }
 }
 
@@ -227,6 +224,16 @@ pub fn command(args: &RunArgs) -> anyhow::Result<ExitCode> {
     let scenarios = load_scenarios(&args.scenarios, args.scenario_dir.as_deref())?;
     let overrides = parse_overrides(&args.vars, &scenarios)?;
     if let Some(inventory) = fleet_inventory(args)? {
+        // BITPOLL_HARNESS_TARGET may be left over from a testbed's printed environment: it
+        // names one host and means nothing to a fleet, so it is set aside, and said so. A
+        // --target on the command line beside an inventory is a contradiction.
+        if let Some(target) = &args.target {
+            if std::env::var("BITPOLL_HARNESS_TARGET").ok().as_ref() == Some(target) {
+                eprintln!("note: BITPOLL_HARNESS_TARGET={target} is ignored: the inventory names the hosts");
+            } else {
+                bail!("--target {target}: a fleet run takes its hosts from the inventory; drop --target or --inventory");
+            }
+        }
         let mut hosts = inventory
             .select(&args.fleet.hosts)
             .map_err(anyhow::Error::msg)?;

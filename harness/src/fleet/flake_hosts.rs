@@ -13,7 +13,7 @@ use super::inventory::{
 };
 use crate::nix::flake::{nix_string, FlakeError, FlakeRef};
 use crate::nix::{Nix, NixError};
-use crate::target::ssh::{HostKeyPolicy, SshAddress};
+use crate::target::ssh::SshAddress;
 
 /// The function from a flake's outputs to its hosts' facts.
 pub const HOSTS_EXPRESSION: &str = include_str!("flake_hosts.nix");
@@ -223,7 +223,7 @@ fn host(entry: &FoundHost) -> Result<Host, Vec<String>> {
         base_url,
         tags: entry.tags.clone(),
         identity: None,
-        known_hosts: HostKeyPolicy::Strict,
+        known_hosts: None,
         known_hosts_file: None,
         connect_timeout: DEFAULT_CONNECT_TIMEOUT,
         vars: Vec::new(),

@@ -11,11 +11,11 @@ use crate::execution::actions::Context;
 use crate::execution::capabilities::Capabilities;
 use crate::execution::runner::{run_scenario, RunOptions};
 use crate::report::fleet::{HostReport, HostStatus};
-use crate::report::{ScenarioReport, StepReport};
+use crate::report::{ScenarioReport, Status, StepReport};
 use crate::scenario::Scenario;
 use crate::target::http::HttpClient;
 use crate::target::local::LocalTarget;
-use crate::target::ssh::{default_known_hosts, SshOptions, SshTarget};
+use crate::target::ssh::{default_known_hosts, HostKeyPolicy, SshOptions, SshTarget};
 use crate::target::Target;
 
 /// What a host's run reports while it goes, in order, tagged with the host's index.
@@ -36,6 +36,8 @@ pub struct Plan<'a> {
     pub overrides: &'a [(String, String)],
     /// Set when --fail-fast stops the run: scenarios not started yet are left out.
     pub stop: &'a AtomicBool,
+    /// --fail-fast: a failed scenario sets `stop` at once, for every host.
+    pub fail_fast: bool,
 }
 
 /// A report for a host that ran nothing: unreachable, or left out by --fail-fast.
@@ -61,7 +63,7 @@ fn connect(host: &Host) -> Result<Arc<dyn Target>, String> {
         HostTarget::Ssh(address) => {
             let options = SshOptions {
                 identity: host.identity.clone(),
-                policy: host.known_hosts,
+                policy: host.known_hosts.unwrap_or(HostKeyPolicy::Strict),
                 known_hosts: host
                     .known_hosts_file
                     .clone()
@@ -101,14 +103,18 @@ pub fn run_host(index: usize, host: &Host, plan: &Plan, send: &dyn Fn(Event)) ->
         Ok(runtime) => runtime,
         Err(error) => {
             let reason = format!("cannot start the async runtime: {error}");
-            return without_run(host, plan, HostStatus::Failed, reason);
+            let mut report = without_run(host, plan, HostStatus::Failed, reason);
+            report.duration_ms = started.elapsed().as_millis() as u64;
+            return report;
         }
     };
     let http = match HttpClient::new(host.base_url.clone()) {
         Ok(http) => http,
         Err(error) => {
             let reason = format!("cannot build the http client: {error:#}");
-            return without_run(host, plan, HostStatus::Failed, reason);
+            let mut report = without_run(host, plan, HostStatus::Failed, reason);
+            report.duration_ms = started.elapsed().as_millis() as u64;
+            return report;
         }
     };
     let context = Context {
@@ -144,6 +150,9 @@ pub fn run_host(index: usize, host: &Host, plan: &Plan, send: &dyn Fn(Event)) ->
             &options,
             &mut progress,
         ));
+        if plan.fail_fast && report.status == Status::Failed {
+            plan.stop.store(true, Ordering::SeqCst);
+        }
         send(Event::ScenarioFinished(Box::new(report.clone())));
         scenarios.push(report);
     }

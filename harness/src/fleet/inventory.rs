@@ -47,7 +47,8 @@ pub struct Host {
     pub base_url: Option<String>,
     pub tags: Vec<String>,
     pub identity: Option<PathBuf>,
-    pub known_hosts: HostKeyPolicy,
+    /// Unset: `--known-hosts` (or its variable) decides, else `strict`.
+    pub known_hosts: Option<HostKeyPolicy>,
     pub known_hosts_file: Option<PathBuf>,
     pub connect_timeout: Duration,
     /// The defaults' `[vars]` then the host's own, a later one of a name replacing the earlier.
@@ -138,10 +139,10 @@ impl Inventory {
         }
         let mut unknown = Vec::new();
         for item in &items {
-            let known = self
-                .hosts
-                .iter()
-                .any(|host| host.name == *item || host.tags.iter().any(|tag| tag == item));
+            let known = self.hosts.iter().any(|host| {
+                host.name.eq_ignore_ascii_case(item)
+                    || host.tags.iter().any(|tag| tag.eq_ignore_ascii_case(item))
+            });
             if !known {
                 unknown.push(*item);
             }
@@ -171,9 +172,10 @@ impl Inventory {
             .hosts
             .iter()
             .filter(|host| {
-                items
-                    .iter()
-                    .any(|item| host.name == *item || host.tags.iter().any(|tag| tag == item))
+                items.iter().any(|item| {
+                    host.name.eq_ignore_ascii_case(item)
+                        || host.tags.iter().any(|tag| tag.eq_ignore_ascii_case(item))
+                })
             })
             .cloned()
             .collect())
@@ -191,7 +193,7 @@ mod tests {
             base_url: None,
             tags: tags.iter().map(|t| t.to_string()).collect(),
             identity: None,
-            known_hosts: HostKeyPolicy::Strict,
+            known_hosts: None,
             known_hosts_file: None,
             connect_timeout: DEFAULT_CONNECT_TIMEOUT,
             vars: Vec::new(),

@@ -104,7 +104,7 @@ fn hosts(reader: &mut Reader, root: &dyn TableLike, defaults: &Settings, dir: &P
         return Vec::new();
     };
     let allowed: Vec<&str> = HOST_ONLY_KEYS.iter().chain(SHARED_KEYS).copied().collect();
-    let mut first_of_name: BTreeMap<String, String> = BTreeMap::new();
+    let mut first_of_name: BTreeMap<String, (String, String)> = BTreeMap::new();
     let mut hosts = Vec::new();
     for (index, table) in array.iter().enumerate() {
         let span = table.span();
@@ -120,14 +120,21 @@ fn hosts(reader: &mut Reader, root: &dyn TableLike, defaults: &Settings, dir: &P
             reader.error(name_span.clone(), message);
         }
         let place = location(reader, name_span.clone());
-        if let Some(first) = first_of_name.insert(name.clone(), place.clone()) {
+        // Names that differ only in case would collide in case-insensitive CI result stores
+        // and file systems (JUnit suites, report files), so they count as the same name.
+        let key = name.to_ascii_lowercase();
+        if let Some((first, first_name)) = first_of_name.get(&key) {
+            let how = if *first_name == name {
+                String::new()
+            } else {
+                format!(" (differing only in case from `{first_name}`)")
+            };
             reader.error(
                 name_span,
-                format!(
-                    "host `{name}` is named twice (first at {first}); give each host its own name"
-                ),
+                format!("host `{name}` is named twice{how} (first at {first}); give each host its own name"),
             );
-            first_of_name.insert(name.clone(), first);
+        } else {
+            first_of_name.insert(key, (place, name.clone()));
         }
         let Some((target, target_span)) = target else {
             continue;
@@ -141,19 +148,33 @@ fn hosts(reader: &mut Reader, root: &dyn TableLike, defaults: &Settings, dir: &P
         };
         hosts.push(merge(name, target, defaults, own, dir));
     }
-    check_tags_against_names(reader, array, &hosts);
+    let defaults_tags = root
+        .get("defaults")
+        .and_then(|item| item.as_table_like())
+        .and_then(|table| table.get("tags"))
+        .and_then(|item| item.as_array());
+    let tag_arrays = array
+        .iter()
+        .filter_map(|table| table.get("tags").and_then(|item| item.as_array()))
+        .chain(defaults_tags);
+    check_tags_against_names(reader, tag_arrays, &hosts);
     hosts
 }
 
-/// A tag spelled like a host name would make `--hosts` ambiguous.
-fn check_tags_against_names(reader: &mut Reader, array: &toml_edit::ArrayOfTables, hosts: &[Host]) {
-    for table in array.iter() {
-        let Some(tags) = table.get("tags").and_then(|item| item.as_array()) else {
-            continue;
-        };
+/// A tag spelled like a host name (in [defaults] or a host's own) would make `--hosts`
+/// ambiguous.
+fn check_tags_against_names<'t>(
+    reader: &mut Reader,
+    tag_arrays: impl Iterator<Item = &'t toml_edit::Array>,
+    hosts: &[Host],
+) {
+    for tags in tag_arrays {
         for tag in tags.iter() {
             if let Some(text) = tag.as_str() {
-                if hosts.iter().any(|host| host.name == text) {
+                if hosts
+                    .iter()
+                    .any(|host| host.name.eq_ignore_ascii_case(text))
+                {
                     reader.error(
                         tag.span(),
                         format!("tag `{text}` is also a host's name; --hosts could not tell them apart, so rename one"),
@@ -241,10 +262,7 @@ fn merge(name: String, target: HostTarget, defaults: &Settings, own: Settings, d
             .or_else(|| defaults.tags.clone())
             .unwrap_or_default(),
         identity: pick(own.identity, &defaults.identity).map(|p| resolve_path(&p, dir)),
-        known_hosts: own
-            .known_hosts
-            .or(defaults.known_hosts)
-            .unwrap_or(HostKeyPolicy::Strict),
+        known_hosts: own.known_hosts.or(defaults.known_hosts),
         known_hosts_file: pick(own.known_hosts_file, &defaults.known_hosts_file)
             .map(|p| resolve_path(&p, dir)),
         connect_timeout: own

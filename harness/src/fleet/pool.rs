@@ -8,6 +8,7 @@ use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::mpsc;
 use std::sync::Mutex;
+use std::time::Duration;
 
 use super::host_run::{run_host, without_run, Event, Plan};
 use super::inventory::Host;
@@ -18,13 +19,14 @@ use crate::report::fleet::{HostReport, HostStatus};
 /// `MaxStartups` (10 unauthenticated connections by default) bound what helps.
 pub const DEFAULT_PARALLEL_LIMIT: usize = 32;
 
-/// Runs every host; `observe` sees each event on the calling thread, as it happens.
+/// Runs every host; `observe` sees each event on the calling thread, as it happens, and `None`
+/// when nothing happened for a while (so that a live view can show time passing).
 pub fn run_all(
     hosts: &[Host],
     plan: &Plan,
     parallel: usize,
     fail_fast: bool,
-    observe: &mut dyn FnMut(usize, Event),
+    observe: &mut dyn FnMut(Option<(usize, Event)>),
 ) -> Vec<HostReport> {
     let parallel = parallel.clamp(1, hosts.len().max(1));
     let next = AtomicUsize::new(0);
@@ -66,8 +68,12 @@ pub fn run_all(
         }
         // Only the workers hold senders now: the loop ends when the last one is done.
         drop(sender);
-        for (index, event) in receiver {
-            observe(index, event);
+        loop {
+            match receiver.recv_timeout(Duration::from_millis(250)) {
+                Ok(update) => observe(Some(update)),
+                Err(mpsc::RecvTimeoutError::Timeout) => observe(None),
+                Err(mpsc::RecvTimeoutError::Disconnected) => break,
+            }
         }
     });
     let reports = reports

@@ -95,7 +95,8 @@ impl Progress {
                     Status::Failed => host.failed += 1,
                     Status::Skipped => host.skipped += 1,
                 }
-                host.state = format!("{}: {}", host.scenario, step.name);
+                // Steps report when they end: the line names the last one finished.
+                host.state = format!("{}: after `{}`", host.scenario, step.name);
                 // The details of failures come once, grouped by host, at the end.
                 human::step_lines(&step)
                     .lines()
@@ -133,6 +134,14 @@ impl Progress {
         }
     }
 
+    /// Nothing happened for a while: a live view redraws, so running hosts' times advance and an
+    /// update held back by the redraw limit shows.
+    pub fn tick(&mut self) {
+        if self.live && self.drawn > 0 {
+            self.draw();
+        }
+    }
+
     /// The last live frame, so the final state of every host stays on screen.
     pub fn finish(&mut self) {
         if self.live {
@@ -141,13 +150,32 @@ impl Progress {
     }
 
     fn draw(&mut self) {
+        // Read every time: a terminal narrowed during the run would wrap the lines, and the
+        // cursor would then go up too few rows.
+        let (width, rows) = terminal_size(self.stream);
+        self.width = width;
         let name_width = self.hosts.iter().map(|h| h.name.len()).max().unwrap_or(0);
         let mut frame = String::new();
         if self.drawn > 0 {
             // Back to the first host's line, then each line is cleared as it is rewritten.
             frame.push_str(&format!("\x1b[{}A", self.drawn));
         }
-        for host in &self.hosts {
+        // More hosts than rows would scroll the first lines out of reach of the cursor: the
+        // running hosts are shown first, the rest counted on one line.
+        let room = rows.saturating_sub(2).max(1);
+        let mut shown: Vec<&HostLine> = self
+            .hosts
+            .iter()
+            .filter(|h| h.started.is_some() && !h.done)
+            .collect();
+        shown.extend(self.hosts.iter().filter(|h| h.done));
+        shown.extend(self.hosts.iter().filter(|h| h.started.is_none()));
+        let hidden = shown.len().saturating_sub(room);
+        if hidden > 0 {
+            shown.truncate(room - 1);
+        }
+        let mut lines = 0;
+        for host in shown {
             let elapsed = match (host.started, host.done) {
                 (Some(started), false) => {
                     format!(" {}", format_duration(started.elapsed()))
@@ -159,10 +187,29 @@ impl Progress {
                 host.name, host.passed, host.failed, elapsed, host.state
             );
             frame.push_str("\x1b[2K");
-            frame.push_str(&truncate(&line, self.width));
+            frame.push_str(&truncate(&printable(&line), self.width));
             frame.push('\n');
+            lines += 1;
         }
-        self.drawn = self.hosts.len();
+        if hidden > 0 {
+            let done = self.hosts.iter().filter(|h| h.done).count();
+            frame.push_str("\x1b[2K");
+            frame.push_str(&truncate(
+                &format!(
+                    "… {} more host(s) not shown; {done} of {} done",
+                    hidden + 1,
+                    self.hosts.len()
+                ),
+                self.width,
+            ));
+            frame.push('\n');
+            lines += 1;
+        }
+        // A frame shorter than the last leaves its old lines below: clear them.
+        for _ in lines..self.drawn {
+            frame.push_str("\x1b[2K\n");
+        }
+        self.drawn = lines.max(self.drawn);
         self.last_draw = Some(Instant::now());
         self.write(&frame);
     }
@@ -188,7 +235,20 @@ fn truncate(line: &str, width: usize) -> String {
     cut
 }
 
+/// Control characters (a reason with a newline, an escape sequence in output) would break the
+/// line arithmetic of the redraw.
+fn printable(line: &str) -> String {
+    line.chars()
+        .map(|c| if c.is_control() { ' ' } else { c })
+        .collect()
+}
+
 fn terminal_width(stream: Stream) -> usize {
+    terminal_size(stream).0
+}
+
+/// Columns and rows of the terminal (or $COLUMNS and 100 by 50 when that cannot be read).
+fn terminal_size(stream: Stream) -> (usize, usize) {
     let fd = match stream {
         Stream::Stdout => libc::STDOUT_FILENO,
         Stream::Stderr => libc::STDERR_FILENO,
@@ -196,13 +256,16 @@ fn terminal_width(stream: Stream) -> usize {
     // SAFETY: TIOCGWINSZ fills the winsize struct it is given and touches nothing else.
     let mut size: libc::winsize = unsafe { std::mem::zeroed() };
     let ok = unsafe { libc::ioctl(fd, libc::TIOCGWINSZ, &mut size) } == 0;
-    if ok && size.ws_col > 0 {
-        usize::from(size.ws_col)
-    } else {
-        std::env::var("COLUMNS")
+    let from_env = |name: &str, default: usize| {
+        std::env::var(name)
             .ok()
-            .and_then(|c| c.parse().ok())
-            .unwrap_or(100)
+            .and_then(|value| value.parse().ok())
+            .unwrap_or(default)
+    };
+    if ok && size.ws_col > 0 && size.ws_row > 0 {
+        (usize::from(size.ws_col), usize::from(size.ws_row))
+    } else {
+        (from_env("COLUMNS", 100), from_env("LINES", 50))
     }
 }
 

@@ -4,7 +4,7 @@
 use std::fmt::Write as _;
 use std::time::Duration;
 
-use crate::report::fleet::{FleetReport, HostStatus};
+use crate::report::fleet::{FleetReport, HostReport, HostStatus};
 use crate::report::junit::{escape, seconds, testsuite};
 use crate::report::{human, Status};
 use crate::scenario::duration::format_duration;
@@ -35,6 +35,7 @@ pub fn table(report: &FleetReport) -> String {
         if !host.not_run.is_empty() {
             let label = match host.status {
                 HostStatus::Unreachable => "UNREACHABLE",
+                _ if ran_nothing_by_error(host) => "ERROR",
                 _ => "not run",
             };
             rows.push([
@@ -87,6 +88,16 @@ pub fn table(report: &FleetReport) -> String {
     text
 }
 
+/// A host that could not run its scenarios because something went wrong (unreachable, or the
+/// harness could not start its run): an error, unlike scenarios left out by --fail-fast.
+fn ran_nothing_by_error(host: &HostReport) -> bool {
+    match host.status {
+        HostStatus::Unreachable => true,
+        HostStatus::Failed => host.scenarios.is_empty(),
+        HostStatus::Passed | HostStatus::NotRun => false,
+    }
+}
+
 /// JUnit XML: one test suite per host and scenario, named `host/scenario`; a host that ran
 /// nothing has one suite per scenario it should have run, whose single test case is an
 /// `error` (unreachable) or `skipped` (not run) with the reason.
@@ -98,7 +109,7 @@ pub fn junit(report: &FleetReport) -> String {
     let errors: usize = report
         .hosts
         .iter()
-        .filter(|host| host.status == HostStatus::Unreachable)
+        .filter(|host| ran_nothing_by_error(host))
         .map(|host| host.not_run.len())
         .sum();
     let mut xml = String::from("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n");
@@ -121,9 +132,10 @@ pub fn junit(report: &FleetReport) -> String {
         let reason = escape(host.reason.as_deref().unwrap_or(""));
         for scenario in &host.not_run {
             let name = escape(&format!("{}/{scenario}", host.name));
-            let (errors, skipped, element) = match host.status {
-                HostStatus::Unreachable => (1, 0, format!("<error message=\"{reason}\"/>")),
-                _ => (0, 1, format!("<skipped message=\"{reason}\"/>")),
+            let (errors, skipped, element) = if ran_nothing_by_error(host) {
+                (1, 0, format!("<error message=\"{reason}\"/>"))
+            } else {
+                (0, 1, format!("<skipped message=\"{reason}\"/>"))
             };
             let _ = writeln!(
                 xml,

@@ -55,7 +55,17 @@ fn check_hosts(run: &FleetRun) -> anyhow::Result<()> {
             }
         }
     }
-    problems.dedup();
+    // A var of [defaults] is every host's: one line for it, not one per host.
+    let mut seen = std::collections::BTreeSet::new();
+    problems.retain(|problem| {
+        seen.insert(
+            problem
+                .split(" (host `")
+                .next()
+                .unwrap_or(problem)
+                .to_string(),
+        )
+    });
     if problems.is_empty() {
         Ok(())
     } else {
@@ -84,6 +94,7 @@ pub fn run(run: &FleetRun) -> anyhow::Result<u8> {
         scenarios: run.scenarios,
         overrides: run.overrides,
         stop: &stop,
+        fail_fast: run.fail_fast,
     };
     let names: Vec<(String, String)> = run
         .hosts
@@ -96,30 +107,47 @@ pub fn run(run: &FleetRun) -> anyhow::Result<u8> {
         &plan,
         parallel,
         run.fail_fast,
-        &mut |index, event| progress.observe(index, event),
+        &mut |update| match update {
+            Some((index, event)) => progress.observe(index, event),
+            None => progress.tick(),
+        },
     );
     progress.finish();
     let report = FleetReport::new(plan.run_id.clone(), run.inventory.clone(), reports);
     let json = serde_json::to_string_pretty(&report).context("cannot serialize the report")?;
-    if let Some(path) = &run.report {
-        write_atomic(path, json.as_bytes())
-            .with_context(|| format!("cannot write the report {}", path.display()))?;
-    }
-    if let Some(path) = &run.junit {
-        write_atomic(path, render::junit(&report).as_bytes())
-            .with_context(|| format!("cannot write the JUnit file {}", path.display()))?;
-    }
+    // The results reach the screen before any file is written, so a report path that cannot
+    // be written loses nothing of a long run.
     let table = render::table(&report);
     match run.format {
-        Format::Human => {
-            println!("\n{table}");
-            println!("{}", report.summary.line());
+        Format::Human => println!("\n{table}"),
+        Format::Json => eprintln!("\n{table}"),
+    }
+    let mut unwritten = Vec::new();
+    if let Some(path) = &run.report {
+        if let Err(error) = write_atomic(path, json.as_bytes()) {
+            unwritten.push(format!(
+                "cannot write the report {}: {error}",
+                path.display()
+            ));
         }
+    }
+    if let Some(path) = &run.junit {
+        if let Err(error) = write_atomic(path, render::junit(&report).as_bytes()) {
+            unwritten.push(format!(
+                "cannot write the JUnit file {}: {error}",
+                path.display()
+            ));
+        }
+    }
+    match run.format {
+        Format::Human => println!("{}", report.summary.line()),
         Format::Json => {
-            eprintln!("\n{table}");
             println!("{json}");
             eprintln!("{}", report.summary.line());
         }
+    }
+    if !unwritten.is_empty() {
+        bail!("{}", unwritten.join("\n"));
     }
     Ok(report.exit_code())
 }

@@ -4,7 +4,7 @@
 use std::path::Path;
 
 use super::fleet::FleetReport;
-use super::Report;
+use super::{Report, SCHEMA_VERSION};
 
 #[derive(Debug, Clone)]
 pub enum ReportFile {
@@ -35,7 +35,25 @@ pub fn parse(file: &str, text: &str) -> Result<ReportFile, ReportFileError> {
     };
     let value: serde_json::Value =
         serde_json::from_str(text).map_err(|e| invalid(e.to_string()))?;
-    if value.get("kind").and_then(|kind| kind.as_str()) == Some("fleet") {
+    let version = value
+        .get("schema_version")
+        .and_then(|v| v.as_u64())
+        .unwrap_or(0);
+    if version > u64::from(SCHEMA_VERSION) {
+        return Err(invalid(format!(
+            "schema_version {version} is newer than this harness reads ({SCHEMA_VERSION}); use the harness that wrote it, or a newer one"
+        )));
+    }
+    let kind = value
+        .get("kind")
+        .and_then(|kind| kind.as_str())
+        .unwrap_or("run");
+    if !matches!(kind, "run" | "fleet") {
+        return Err(invalid(format!(
+            "`kind` is `{kind}`; expected `run` or `fleet`"
+        )));
+    }
+    if kind == "fleet" {
         serde_json::from_value(value)
             .map(ReportFile::Fleet)
             .map_err(|e| invalid(format!("a fleet report: {e}")))

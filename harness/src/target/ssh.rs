@@ -79,7 +79,12 @@ impl SshAddress {
 
 impl std::fmt::Display for SshAddress {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "ssh://{}@{}:{}", self.user, self.host, self.port)
+        // An IPv6 address in brackets, as parse() reads it back.
+        if self.host.contains(':') {
+            write!(f, "ssh://{}@[{}]:{}", self.user, self.host, self.port)
+        } else {
+            write!(f, "ssh://{}@{}:{}", self.user, self.host, self.port)
+        }
     }
 }
 
@@ -145,11 +150,43 @@ fn fingerprint(session: &Session) -> String {
     format!("sha256 {hex}")
 }
 
+static KNOWN_HOSTS_LOCK: Mutex<()> = Mutex::new(());
+
+/// Appends one line instead of rewriting the file: libssh2 writes back only the entries it
+/// understood, so a rewrite would drop comments and entries it cannot parse, and a single
+/// appended line cannot lose another process's concurrent addition.
+fn append_known_host(file: &Path, line: &str) -> Result<(), String> {
+    if let Some(parent) = file.parent().filter(|p| !p.as_os_str().is_empty()) {
+        std::fs::create_dir_all(parent)
+            .map_err(|e| format!("cannot create {}: {e}", parent.display()))?;
+    }
+    let mut text = line.trim_end().to_string();
+    text.push('\n');
+    // A file whose last line lacks its newline would otherwise glue the two entries together.
+    let needs_newline = std::fs::read(file)
+        .map(|bytes| bytes.last().is_some_and(|last| *last != b'\n'))
+        .unwrap_or(false);
+    if needs_newline {
+        text.insert(0, '\n');
+    }
+    std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(file)
+        .and_then(|mut handle| handle.write_all(text.as_bytes()))
+        .map_err(|e| format!("cannot add the host key to {}: {e}", file.display()))
+}
+
 fn check_host_key(
     session: &Session,
     address: &SshAddress,
     options: &SshOptions,
 ) -> Result<(), String> {
+    // Hosts of a fleet connect side by side and may share one known-hosts file: reading it,
+    // checking and appending a new key happen one host at a time.
+    let _one_at_a_time = KNOWN_HOSTS_LOCK
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner());
     let (key, key_type) = session.host_key().ok_or("the server sent no host key")?;
     let mut known_hosts = session
         .known_hosts()
@@ -175,16 +212,17 @@ fn check_host_key(
                 file.display()
             )),
             HostKeyPolicy::AcceptNew => {
+                let name = address.known_hosts_name();
                 known_hosts
-                    .add(&address.known_hosts_name(), key, "added by bitpoll-harness", key_type.into())
+                    .add(&name, key, "added by bitpoll-harness", key_type.into())
                     .map_err(|e| format!("cannot record the host key: {e}"))?;
-                if let Some(parent) = file.parent() {
-                    std::fs::create_dir_all(parent)
-                        .map_err(|e| format!("cannot create {}: {e}", parent.display()))?;
-                }
-                known_hosts
-                    .write_file(file, KnownHostFileKind::OpenSSH)
-                    .map_err(|e| format!("cannot write known-hosts file {}: {e}", file.display()))
+                let line = known_hosts
+                    .hosts()
+                    .ok()
+                    .and_then(|hosts| hosts.into_iter().find(|host| host.name() == Some(name.as_str())))
+                    .and_then(|host| known_hosts.write_string(&host, KnownHostFileKind::OpenSSH).ok())
+                    .ok_or("cannot render the host key's known-hosts line")?;
+                append_known_host(file, &line)
             }
         },
     }

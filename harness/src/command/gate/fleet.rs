@@ -48,12 +48,20 @@ fn part(file: &str, run_id: &str, host: &HostReport, results: &mut HostResults) 
         let reason = host.reason.clone().unwrap_or_default();
         let status = match host.status {
             HostStatus::Unreachable => "unreachable",
+            HostStatus::Failed => "failed before running anything",
             _ => "not run",
         };
         results
             .missing
             .push(format!("{status} in {file}: {reason}"));
         return;
+    }
+    // Scenarios a host left out (--fail-fast) are not verified there either.
+    for scenario in &host.not_run {
+        let reason = host.reason.clone().unwrap_or_default();
+        results.missing.push(format!(
+            "did not run scenario `{scenario}` in {file}: {reason}"
+        ));
     }
     let run_id = host.run_id.clone().unwrap_or_else(|| run_id.to_string());
     let report = Report::new(run_id, host.target.clone(), host.scenarios.clone());
