@@ -23,8 +23,11 @@ fn is_inventory(file: &Path) -> bool {
     match text.parse::<toml_edit::DocumentMut>() {
         Ok(document) => {
             let root = document.as_table();
+            // `hosts` too: a misspelt `[[hosts]]` then gets the inventory's own error.
             !root.contains_key("scenario")
-                && (root.contains_key("host") || root.contains_key("defaults"))
+                && ["host", "hosts", "defaults"]
+                    .iter()
+                    .any(|key| root.contains_key(key))
         }
         Err(_) => false,
     }
