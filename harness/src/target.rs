@@ -1,7 +1,8 @@
 //! Where a scenario's steps act: the `Target` trait and its types (`interface`, re-exported
-//! here), which `local` and `ssh` implement, and `http`, the client that reaches the
-//! deployment's base URL directly.
+//! here), which `local` and `ssh` implement (`address`: the ssh target's address and how it is
+//! reached), and `http`, the client that reaches the deployment's base URL directly.
 
+mod address;
 mod interface;
 
 pub mod http;

@@ -5,7 +5,6 @@
 //! killed there, not just abandoned) and on our side by the read loop's deadline.
 
 use std::io::{ErrorKind, Read, Write};
-use std::net::{TcpStream, ToSocketAddrs};
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 use std::thread;
@@ -13,6 +12,8 @@ use std::time::{Duration, Instant};
 
 use ssh2::{CheckResult, HashType, KnownHostFileKind, Session};
 
+use super::address::connect_tcp;
+pub use super::address::SshAddress;
 use crate::target::{Command, Output, Target, TargetError};
 
 /// How to treat the server's host key.
@@ -22,70 +23,6 @@ pub enum HostKeyPolicy {
     Strict,
     /// An unknown host's key is added; a changed key is still refused.
     AcceptNew,
-}
-
-/// `ssh://USER@HOST[:PORT]`, parsed.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct SshAddress {
-    pub user: String,
-    pub host: String,
-    pub port: u16,
-}
-
-impl SshAddress {
-    pub fn parse(text: &str) -> Result<Self, String> {
-        let rest = text
-            .strip_prefix("ssh://")
-            .ok_or_else(|| format!("target `{text}` is not `local` or `ssh://USER@HOST[:PORT]`"))?;
-        let (user, host_port) = rest
-            .split_once('@')
-            .ok_or_else(|| format!("target `{text}` has no user; write ssh://USER@HOST[:PORT]"))?;
-        let (host, port) = if let Some(bracketed) = host_port.strip_prefix('[') {
-            let (host, after) = bracketed
-                .split_once(']')
-                .ok_or_else(|| format!("target `{text}`: unclosed `[` in the IPv6 address"))?;
-            (host, after.strip_prefix(':'))
-        } else {
-            match host_port.rsplit_once(':') {
-                Some((host, port)) => (host, Some(port)),
-                None => (host_port, None),
-            }
-        };
-        let port = match port {
-            Some(port) => port.parse().map_err(|_| {
-                format!("target `{text}`: port `{port}` is not a number from 1 to 65535")
-            })?,
-            None => 22,
-        };
-        if user.is_empty() || host.is_empty() {
-            return Err(format!("target `{text}` needs both a user and a host"));
-        }
-        Ok(Self {
-            user: user.into(),
-            host: host.into(),
-            port,
-        })
-    }
-
-    /// The name known-hosts files use: `host`, or `[host]:port` off port 22.
-    pub fn known_hosts_name(&self) -> String {
-        if self.port == 22 {
-            self.host.clone()
-        } else {
-            format!("[{}]:{}", self.host, self.port)
-        }
-    }
-}
-
-impl std::fmt::Display for SshAddress {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        // An IPv6 address in brackets, as parse() reads it back.
-        if self.host.contains(':') {
-            write!(f, "ssh://{}@[{}]:{}", self.user, self.host, self.port)
-        } else {
-            write!(f, "ssh://{}@{}:{}", self.user, self.host, self.port)
-        }
-    }
 }
 
 pub struct SshOptions {
@@ -107,13 +44,7 @@ impl SshTarget {
             target: address.to_string(),
             message,
         };
-        let socket_address = (address.host.as_str(), address.port)
-            .to_socket_addrs()
-            .map_err(|e| error(format!("cannot resolve the host: {e}")))?
-            .next()
-            .ok_or_else(|| error("the host has no address".into()))?;
-        let tcp = TcpStream::connect_timeout(&socket_address, options.connect_timeout)
-            .map_err(|e| error(format!("cannot connect: {e}")))?;
+        let tcp = connect_tcp(&address, options.connect_timeout).map_err(error)?;
         let mut session =
             Session::new().map_err(|e| error(format!("cannot start libssh2: {e}")))?;
         session.set_tcp_stream(tcp);
@@ -363,37 +294,4 @@ impl Target for SshTarget {
 pub fn default_known_hosts() -> PathBuf {
     let home = std::env::var_os("HOME").unwrap_or_else(|| "/".into());
     PathBuf::from(home).join(".ssh/known_hosts")
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn parses_addresses() {
-        assert_eq!(
-            SshAddress::parse("ssh://root@server").unwrap(),
-            SshAddress {
-                user: "root".into(),
-                host: "server".into(),
-                port: 22
-            }
-        );
-        let with_port = SshAddress::parse("ssh://me@127.0.0.1:2222").unwrap();
-        assert_eq!(with_port.port, 2222);
-        assert_eq!(with_port.known_hosts_name(), "[127.0.0.1]:2222");
-        assert_eq!(
-            SshAddress::parse("ssh://me@[::1]:2022").unwrap().host,
-            "::1"
-        );
-        assert!(SshAddress::parse("ssh://server")
-            .unwrap_err()
-            .contains("no user"));
-        assert!(SshAddress::parse("ssh://a@b:x")
-            .unwrap_err()
-            .contains("port `x`"));
-        assert!(SshAddress::parse("http://a@b")
-            .unwrap_err()
-            .contains("not `local`"));
-    }
 }
