@@ -88,6 +88,7 @@ pub fn run(run: &FleetRun) -> anyhow::Result<u8> {
         Format::Human => Stream::Stdout,
         Format::Json => Stream::Stderr,
     };
+    let started = std::time::Instant::now();
     let stop = AtomicBool::new(false);
     let plan = Plan {
         run_id: new_run_id(),
@@ -113,7 +114,13 @@ pub fn run(run: &FleetRun) -> anyhow::Result<u8> {
         },
     );
     progress.finish();
-    let report = FleetReport::new(plan.run_id.clone(), run.inventory.clone(), reports);
+    let duration_ms = started.elapsed().as_millis() as u64;
+    let report = FleetReport::new(
+        plan.run_id.clone(),
+        run.inventory.clone(),
+        duration_ms,
+        reports,
+    );
     let json = serde_json::to_string_pretty(&report).context("cannot serialize the report")?;
     // The results reach the screen before any file is written, so a report path that cannot
     // be written loses nothing of a long run.

@@ -97,12 +97,20 @@ pub struct FleetReport {
     pub run_id: String,
     /// The inventory file, or the flake the hosts came from.
     pub inventory: String,
+    /// Wall time of the whole run, hosts side by side (a sum of the hosts' would overstate it).
+    #[serde(default)]
+    pub duration_ms: u64,
     pub hosts: Vec<HostReport>,
     pub summary: FleetSummary,
 }
 
 impl FleetReport {
-    pub fn new(run_id: String, inventory: String, hosts: Vec<HostReport>) -> Self {
+    pub fn new(
+        run_id: String,
+        inventory: String,
+        duration_ms: u64,
+        hosts: Vec<HostReport>,
+    ) -> Self {
         let mut summary = FleetSummary {
             hosts: hosts.len(),
             ..FleetSummary::default()
@@ -124,6 +132,7 @@ impl FleetReport {
             harness_version: env!("CARGO_PKG_VERSION").to_string(),
             run_id,
             inventory,
+            duration_ms,
             hosts,
             summary,
         }
