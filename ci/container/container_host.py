@@ -106,3 +106,16 @@ def unmount_all(path: Path) -> list[str]:
         if result.returncode != 0:
             left.append(f"{point}: {result.stderr.strip()}")
     return left
+
+
+def is_our_nspawn(pid: int, machine: str | None) -> bool:
+    """Guards against a recycled pid: the process must be systemd-nspawn running our machine."""
+    try:
+        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+    except OSError:
+        return False
+    return (
+        bool(cmdline)
+        and cmdline[0].endswith(b"systemd-nspawn")
+        and f"--machine={machine}".encode() in cmdline
+    )

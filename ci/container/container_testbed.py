@@ -56,6 +56,7 @@ from container_common import (
     run,
 )
 from container_host import (
+    is_our_nspawn,
     cgroup_mounts,
     cgroup_pids,
     host_runs_systemd,
@@ -320,7 +321,7 @@ class Container:
             state = {}
         problems: list[str] = []
         pid = state.get("nspawn_pid")
-        if pid and pid_alive(pid) and self._is_our_nspawn(pid, state):
+        if pid and pid_alive(pid) and is_our_nspawn(pid, state.get("machine")):
             # nspawn turns SIGTERM into an orderly shutdown of the container's systemd.
             os.kill(pid, signal.SIGTERM)
             deadline = time.monotonic() + timeout
@@ -352,19 +353,6 @@ class Container:
             for problem in problems:
                 log(problem)
         return problems
-
-    @staticmethod
-    def _is_our_nspawn(pid: int, state: dict) -> bool:
-        """Guards against a recycled pid: the process must be systemd-nspawn on our root."""
-        try:
-            cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
-        except OSError:
-            return False
-        return (
-            bool(cmdline)
-            and cmdline[0].endswith(b"systemd-nspawn")
-            and f"--machine={state.get('machine')}".encode() in cmdline
-        )
 
     # -- info -------------------------------------------------------------------------------
 

@@ -1,12 +1,11 @@
 """A process testbed instance: settings, secrets and state as the NixOS module lays them out,
-an optional private PostgreSQL, and the server (bitpoll_testbed.py is the entry point)."""
+an optional private PostgreSQL (testbed_postgres.py), and the server (bitpoll_testbed.py is the
+entry point)."""
 
 import base64
 import contextlib
-import glob
 import json
 import os
-import pwd
 import shutil
 import signal
 import socket
@@ -17,7 +16,8 @@ import urllib.error
 import urllib.request
 
 import shell_env  # noqa: E402
-from testbed_build import Build, TestbedError, read, run  # noqa: E402
+from testbed_build import Build, TestbedError, read  # noqa: E402
+from testbed_postgres import PG_PREFIX, PostgresServer, postgres_bin, remove_orphaned_clusters  # noqa: E402
 
 # Instance
 
@@ -28,36 +28,7 @@ def free_port():
         return sock.getsockname()[1]
 
 
-def postgres_bin():
-    found = sorted(glob.glob("/usr/lib/postgresql/*/bin/initdb"), key=lambda p: int(p.split("/")[4]))
-    if not found:
-        raise TestbedError(
-            "PostgreSQL server not found in /usr/lib/postgresql/*/bin; "
-            "install Debian's postgresql (ci/install.d/10-debian.sh)"
-        )
-    return os.path.dirname(found[-1])
-
-
-PG_PREFIX = "bitpoll-testbed-pg-"
-
-
-def remove_orphaned_clusters():
-    """Delete stopped clusters whose instance directory is gone (deleted without `stop --remove`)."""
-    for path in glob.glob(os.path.join(tempfile.gettempdir(), PG_PREFIX + "*")):
-        try:
-            owner = read(os.path.join(path, "instance")).decode()
-        except OSError:
-            continue
-        if not os.path.exists(owner) and not os.path.exists(os.path.join(path, "data", "postmaster.pid")):
-            shutil.rmtree(path, ignore_errors=True)
-
-
-def as_postgres():
-    entry = pwd.getpwnam("postgres")
-    return {"user": entry.pw_uid, "group": entry.pw_gid, "extra_groups": []} if os.geteuid() == 0 else {}
-
-
-class Instance:
+class Instance(PostgresServer):
     """One deployment: settings, credentials, state, optional PostgreSQL, server."""
 
     def __init__(
@@ -173,91 +144,6 @@ class Instance:
             if not os.path.exists(path):
                 with open(os.open(path, os.O_WRONLY | os.O_CREAT, 0o600), "w") as handle:
                     handle.write(self.pg_password())
-
-    # PostgreSQL
-
-    def start_postgres(self):
-        bindir = postgres_bin()
-        data = os.path.join(self.pg_dir, "data")
-        ids = as_postgres()
-        if not os.path.exists(os.path.join(data, "PG_VERSION")):
-            os.makedirs(self.pg_socket_dir, exist_ok=True)
-            os.makedirs(data, mode=0o700, exist_ok=True)
-            if ids:
-                for path in (self.pg_dir, self.pg_socket_dir, data):
-                    os.chown(path, ids["user"], ids["group"])
-            superuser_pw = os.path.join(self.pg_dir, "superuser-password")
-            with open(os.open(superuser_pw, os.O_WRONLY | os.O_CREAT, 0o600), "w") as handle:
-                handle.write(os.urandom(12).hex())
-            if ids:
-                os.chown(superuser_pw, ids["user"], ids["group"])
-            run(
-                [
-                    f"{bindir}/initdb",
-                    "-D",
-                    data,
-                    "--username=postgres",
-                    f"--pwfile={superuser_pw}",
-                    "--auth-local=scram-sha-256",
-                    "--auth-host=scram-sha-256",
-                    "--encoding=UTF8",
-                    "--locale=C",
-                ],
-                capture_output=True,
-                text=True,
-                **ids,
-            )
-            self._pg_ctl("start")
-            password = self.pg_password().replace("'", "''")
-            sql = f"CREATE ROLE bitpoll LOGIN PASSWORD '{password}';" "CREATE DATABASE bitpoll OWNER bitpoll;"
-            # The SQL goes through stdin: it holds the role's password, which must appear in
-            # no command line or error message, and psql runs stdin statements one by one
-            # (CREATE DATABASE refuses to run inside the transaction that -c would make).
-            run(
-                [
-                    f"{bindir}/psql",
-                    "--no-psqlrc",
-                    "-q",
-                    "-v",
-                    "ON_ERROR_STOP=1",
-                    "-h",
-                    self.pg_socket_dir,
-                    "-U",
-                    "postgres",
-                    "-d",
-                    "postgres",
-                    "-f",
-                    "-",
-                ],
-                env=dict(os.environ, PGPASSWORD=read(superuser_pw).decode()),
-                input=sql,
-                capture_output=True,
-                text=True,
-            )
-        else:
-            self._pg_ctl("start")
-
-    def _pg_ctl(self, action):
-        bindir = postgres_bin()
-        data = os.path.join(self.pg_dir, "data")
-        if action == "start":
-            command = [
-                f"{bindir}/pg_ctl",
-                "-D",
-                data,
-                "-l",
-                os.path.join(self.pg_dir, "postgres.log"),
-                "-w",
-                "-o",
-                f"-k {self.pg_socket_dir} -c listen_addresses=''",
-                "start",
-            ]
-        else:
-            command = [f"{bindir}/pg_ctl", "-D", data, "-m", "fast", "-w", "stop"]
-        run(command, capture_output=True, text=True, **as_postgres())
-
-    def postgres_running(self):
-        return os.path.exists(os.path.join(self.pg_dir, "data", "postmaster.pid"))
 
     # Tools
 
