@@ -252,3 +252,35 @@ expect.stdout = "Linux"
         .code(2)
         .stderr(predicate::str::contains("the server refused the key"));
 }
+
+#[test]
+fn a_lost_connection_fails_the_next_commands_at_once() {
+    let server = sshd::start();
+    let target = connect(&server, &server.user_key, HostKeyPolicy::Strict).expect("connects");
+    let ok = target
+        .exec(&Command::new(["true"], Duration::from_secs(10)))
+        .unwrap();
+    assert_eq!(ok.exit_code, Some(0));
+    server.kill_sessions();
+    let started = Instant::now();
+    let first = target
+        .exec(&Command::new(["true"], Duration::from_secs(60)))
+        .err()
+        .expect("the connection is gone")
+        .to_string();
+    assert!(first.starts_with(&server.target()), "{first}");
+    let second = target
+        .exec(&Command::new(["true"], Duration::from_secs(60)))
+        .err()
+        .expect("still gone")
+        .to_string();
+    assert!(
+        second.contains("not run: the connection was lost earlier ("),
+        "{second}"
+    );
+    assert!(
+        started.elapsed() < Duration::from_secs(45),
+        "took {:?}",
+        started.elapsed()
+    );
+}

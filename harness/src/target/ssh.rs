@@ -35,6 +35,10 @@ pub struct SshOptions {
 pub struct SshTarget {
     address: SshAddress,
     session: Mutex<Session>,
+    /// Why the connection is taken for lost (a transport error, or no answer even after the
+    /// remote `timeout` should have ended the command): later commands fail at once with it
+    /// instead of each waiting out its own timeout on a dead host.
+    lost: Mutex<Option<String>>,
 }
 
 impl SshTarget {
@@ -65,6 +69,7 @@ impl SshTarget {
         Ok(Self {
             address,
             session: Mutex::new(session),
+            lost: Mutex::new(None),
         })
     }
 }
@@ -200,6 +205,40 @@ impl Target for SshTarget {
     }
 
     fn exec(&self, command: &Command) -> Result<Output, TargetError> {
+        let mut lost = self
+            .lost
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        if let Some(reason) = lost.as_ref() {
+            return Err(TargetError::Ssh {
+                target: self.address.to_string(),
+                message: format!("not run: the connection was lost earlier ({reason})"),
+            });
+        }
+        match self.exec_on_session(command) {
+            Ok((output, true)) => Ok(output),
+            // Our own deadline passed although the remote `timeout` should have ended the
+            // command 5 s earlier: the server no longer answers.
+            Ok((output, false)) => {
+                *lost = Some(format!(
+                    "no answer within `{}`'s timeout and 5 s more",
+                    command.display()
+                ));
+                Ok(output)
+            }
+            Err(error) => {
+                if let TargetError::Ssh { message, .. } = &error {
+                    *lost = Some(message.clone());
+                }
+                Err(error)
+            }
+        }
+    }
+}
+
+impl SshTarget {
+    /// Runs a command on the session; the flag is false when the server never answered.
+    fn exec_on_session(&self, command: &Command) -> Result<(Output, bool), TargetError> {
         let session = self
             .session
             .lock()
@@ -267,12 +306,13 @@ impl Target for SshTarget {
         session.set_blocking(true);
         if local_timeout {
             let _ = channel.close();
-            return Ok(Output {
+            let output = Output {
                 exit_code: None,
                 stdout,
                 stderr,
                 timed_out: true,
-            });
+            };
+            return Ok((output, false));
         }
         channel
             .wait_close()
@@ -281,12 +321,13 @@ impl Target for SshTarget {
             .exit_status()
             .map_err(|e| error(format!("no exit status: {e}")))?;
         let timed_out = code == 124 || code == 137;
-        Ok(Output {
+        let output = Output {
             exit_code: if timed_out { None } else { Some(code) },
             stdout,
             stderr,
             timed_out,
-        })
+        };
+        Ok((output, true))
     }
 }
 

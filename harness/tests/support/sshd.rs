@@ -127,6 +127,20 @@ impl Sshd {
         format!("ssh://{}@127.0.0.1:{}", self.user, self.port)
     }
 
+    /// Kills the server's per-connection processes, as a host that goes down mid-run would
+    /// drop its connections; the listener itself stays.
+    pub fn kill_sessions(&self) {
+        let status = Command::new("pkill")
+            .args(["-KILL", "-P", &self.child.id().to_string()])
+            .status()
+            .expect("pkill runs (package procps)");
+        assert!(
+            status.success(),
+            "no session of sshd {} to kill",
+            self.child.id()
+        );
+    }
+
     pub fn log_text(&self) -> String {
         let mut text = String::new();
         if let Ok(mut file) = std::fs::File::open(&self.log) {
