@@ -265,14 +265,12 @@ fn a_lost_connection_fails_the_next_commands_at_once() {
     let started = Instant::now();
     let first = target
         .exec(&Command::new(["true"], Duration::from_secs(60)))
-        .err()
-        .expect("the connection is gone")
+        .expect_err("the connection is gone")
         .to_string();
     assert!(first.starts_with(&server.target()), "{first}");
     let second = target
         .exec(&Command::new(["true"], Duration::from_secs(60)))
-        .err()
-        .expect("still gone")
+        .expect_err("still gone")
         .to_string();
     assert!(
         second.contains("not run: the connection was lost earlier ("),
