@@ -159,6 +159,9 @@ pub fn run_host(index: usize, host: &Host, plan: &Plan, send: &dyn Fn(Event)) ->
     let summary = HostReport::step_summary(&scenarios);
     let status = if summary.failed > 0 {
         HostStatus::Failed
+    } else if scenarios.is_empty() && !not_run.is_empty() {
+        // --fail-fast stopped the run before this host's first scenario.
+        HostStatus::NotRun
     } else {
         HostStatus::Passed
     };
