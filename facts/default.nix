@@ -140,6 +140,8 @@ let
       str
       unspecified
       ;
+    # nixos/modules/tasks/network-interfaces.nix: networking.hostName, a DNS label or empty.
+    hostName = types.strMatching "^$|^[[:alnum:]]([[:alnum:]_-]{0,61}[[:alnum:]])?$";
     # nixos/lib/systemd-lib.nix: a unit name with one of systemd's unit types.
     unitName = types.strMatching "[a-zA-Z0-9@%:_.\\-]+[.](service|socket|device|mount|automount|swap|target|path|timer|scope|slice)";
     # nixos/lib/systemd-unit-options.nix: a unit setting is a scalar or a list of scalars.
