@@ -5,14 +5,14 @@
 use std::collections::BTreeMap;
 use std::path::Path;
 
-use toml_edit::{ImDocument, TableLike};
+use toml_edit::TableLike;
 
 use super::inventory::{
     check_base_url, check_name, resolve_path, Host, HostTarget, Inventory, VarOverride,
     DEFAULT_CONNECT_TIMEOUT,
 };
 use crate::scenario::diagnostic::{Diagnostics, SourceMap};
-use crate::scenario::parse::toml_reader::{Reader, Span};
+use crate::scenario::parse::toml_reader::{parse_toml, read_file, Reader, Span};
 use crate::target::ssh::HostKeyPolicy;
 
 const TOP_KEYS: &[&str] = &["defaults", "host"];
@@ -42,27 +42,14 @@ struct Settings {
 
 /// Reads and checks an inventory file.
 pub fn load(file: &Path) -> Result<Inventory, Diagnostics> {
-    let text = std::fs::read_to_string(file).map_err(|error| {
-        let map = SourceMap::new(file, "");
-        Diagnostics(vec![
-            map.diagnostic(None, format!("cannot read the inventory: {error}"))
-        ])
-    })?;
+    let text = read_file(file, "the inventory")?;
     parse(file, &text)
 }
 
 /// Parses inventory text; `file` names the file in diagnostics and anchors relative paths.
 pub fn parse(file: &Path, text: &str) -> Result<Inventory, Diagnostics> {
     let map = SourceMap::new(file, text);
-    let document = match ImDocument::parse(text) {
-        Ok(document) => document,
-        Err(error) => {
-            let message = error.message().trim().to_string();
-            return Err(Diagnostics(vec![
-                map.diagnostic(error.span(), format!("invalid TOML: {message}"))
-            ]));
-        }
-    };
+    let document = parse_toml(&map, text)?;
     let mut reader = Reader::new(map);
     let root = document.as_table();
     reader.check_keys(root, TOP_KEYS, "the inventory");
@@ -76,16 +63,10 @@ pub fn parse(file: &Path, text: &str) -> Result<Inventory, Diagnostics> {
     };
     let dir = file.parent().unwrap_or(Path::new("."));
     let hosts = hosts(&mut reader, root, &defaults, dir);
-    if reader.diagnostics.is_empty() {
-        Ok(Inventory {
-            source: file.display().to_string(),
-            hosts,
-        })
-    } else {
-        let mut diagnostics = reader.diagnostics;
-        diagnostics.sort_by_key(|d| (d.line, d.column));
-        Err(Diagnostics(diagnostics))
-    }
+    reader.finish(Inventory {
+        source: file.display().to_string(),
+        hosts,
+    })
 }
 
 fn hosts(reader: &mut Reader, root: &dyn TableLike, defaults: &Settings, dir: &Path) -> Vec<Host> {

@@ -3,11 +3,11 @@
 
 use std::path::Path;
 
-use toml_edit::{ImDocument, Item, TableLike};
+use toml_edit::{Item, TableLike};
 
 use super::parser::Parser;
 use super::step::parse_step;
-use super::toml_reader::{type_name, Reader, Span};
+use super::toml_reader::{parse_toml, read_file, type_name, Reader, Span};
 use crate::scenario::diagnostic::{Diagnostics, SourceMap};
 use crate::scenario::{template, Scenario, BUILTIN_VARS};
 
@@ -16,37 +16,17 @@ const SCENARIO_KEYS: &[&str] = &["name", "summary", "tags", "timeout"];
 
 /// Reads and parses a scenario file.
 pub fn load(file: &Path) -> Result<Scenario, Diagnostics> {
-    let text = std::fs::read_to_string(file).map_err(|error| {
-        let map = SourceMap::new(file, "");
-        Diagnostics(vec![map.diagnostic(
-            None,
-            format!("cannot read the scenario file: {error}"),
-        )])
-    })?;
+    let text = read_file(file, "the scenario file")?;
     parse(file, &text)
 }
 
 /// Parses scenario text; `file` is only used to name the file in diagnostics.
 pub fn parse(file: &Path, text: &str) -> Result<Scenario, Diagnostics> {
     let map = SourceMap::new(file, text);
-    let document = match ImDocument::parse(text) {
-        Ok(document) => document,
-        Err(error) => {
-            let message = error.message().trim().to_string();
-            return Err(Diagnostics(vec![
-                map.diagnostic(error.span(), format!("invalid TOML: {message}"))
-            ]));
-        }
-    };
+    let document = parse_toml(&map, text)?;
     let mut parser = Parser::new(map, text);
     let scenario = parser.scenario(file, document.as_table());
-    if parser.reader.diagnostics.is_empty() {
-        Ok(scenario)
-    } else {
-        let mut diagnostics = parser.reader.diagnostics;
-        diagnostics.sort_by_key(|d| (d.line, d.column));
-        Err(Diagnostics(diagnostics))
-    }
+    parser.reader.finish(scenario)
 }
 
 impl Parser<'_> {

@@ -5,9 +5,11 @@
 
 use std::ops::Range;
 
-use toml_edit::{Item, TableLike, Value};
+use std::path::Path;
 
-use crate::scenario::diagnostic::{Diagnostic, SourceMap};
+use toml_edit::{ImDocument, Item, TableLike, Value};
+
+use crate::scenario::diagnostic::{Diagnostic, Diagnostics, SourceMap};
 use crate::scenario::duration::parse_duration;
 
 pub type Span = Option<Range<usize>>;
@@ -31,7 +33,39 @@ pub fn type_name(item: &Item) -> &'static str {
     }
 }
 
+/// A file's text, or the one diagnostic saying why it cannot be read (`what`: "the scenario
+/// file", "the inventory").
+pub fn read_file(file: &Path, what: &str) -> Result<String, Diagnostics> {
+    std::fs::read_to_string(file).map_err(|error| {
+        let map = SourceMap::new(file, "");
+        Diagnostics(vec![
+            map.diagnostic(None, format!("cannot read {what}: {error}"))
+        ])
+    })
+}
+
+/// A TOML document, or its syntax error located in `map`'s file.
+pub fn parse_toml<'t>(map: &SourceMap, text: &'t str) -> Result<ImDocument<&'t str>, Diagnostics> {
+    ImDocument::parse(text).map_err(|error| {
+        let message = error.message().trim().to_string();
+        Diagnostics(vec![
+            map.diagnostic(error.span(), format!("invalid TOML: {message}"))
+        ])
+    })
+}
+
 impl<'a> Reader<'a> {
+    /// `value` when nothing was recorded, else every problem in the order of the file.
+    pub fn finish<T>(self, value: T) -> Result<T, Diagnostics> {
+        if self.diagnostics.is_empty() {
+            Ok(value)
+        } else {
+            let mut diagnostics = self.diagnostics;
+            diagnostics.sort_by_key(|d| (d.line, d.column));
+            Err(Diagnostics(diagnostics))
+        }
+    }
+
     pub fn new(map: SourceMap<'a>) -> Self {
         Self {
             map,
