@@ -5,7 +5,6 @@ use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::Arc;
-use std::time::Duration;
 
 use anyhow::{bail, Context as _};
 
@@ -13,7 +12,7 @@ use crate::execution::actions::Context;
 use crate::execution::capabilities::Capabilities;
 use crate::execution::runner::{new_run_id, run_scenario, RunOptions};
 use crate::exit::EXIT_FAILED;
-use crate::fleet::inventory::{Host, Inventory};
+use crate::fleet::inventory::{Host, HostTarget, Inventory, DEFAULT_CONNECT_TIMEOUT};
 use crate::fleet::run::FleetRun;
 use crate::fleet::{self, flake_hosts, inventory_file};
 use crate::nix::Nix;
@@ -21,8 +20,7 @@ use crate::report::output::{self, Format};
 use crate::report::{human, Report, StepReport};
 use crate::scenario::{files, parse, Scenario};
 use crate::target::http::HttpClient;
-use crate::target::local::LocalTarget;
-use crate::target::ssh::{default_known_hosts, HostKeyPolicy, SshAddress, SshOptions, SshTarget};
+use crate::target::ssh::HostKeyPolicy;
 use crate::target::Target;
 
 #[derive(Debug, clap::Args)]
@@ -153,21 +151,20 @@ fn parse_overrides(
         .collect()
 }
 
+/// The one target of a single run, connected as a fleet's host would be.
 fn connect(args: &RunArgs, target: &str) -> anyhow::Result<Arc<dyn Target>> {
-    if target == "local" {
-        return Ok(Arc::new(LocalTarget));
-    }
-    let address = SshAddress::parse(target).map_err(anyhow::Error::msg)?;
-    let options = SshOptions {
+    let host = Host {
+        name: target.to_string(),
+        target: HostTarget::parse(target).map_err(anyhow::Error::msg)?,
+        base_url: args.base_url.clone(),
+        tags: Vec::new(),
         identity: args.identity.clone(),
-        policy: args.known_hosts,
-        known_hosts: args
-            .known_hosts_file
-            .clone()
-            .unwrap_or_else(default_known_hosts),
-        connect_timeout: Duration::from_secs(20),
+        known_hosts: Some(args.known_hosts),
+        known_hosts_file: args.known_hosts_file.clone(),
+        connect_timeout: DEFAULT_CONNECT_TIMEOUT,
+        vars: Vec::new(),
     };
-    Ok(Arc::new(SshTarget::connect(address, &options)?))
+    host.connect().map_err(anyhow::Error::msg)
 }
 
 /// The variables declared by the run's scenarios and by every scenario of the directory (one

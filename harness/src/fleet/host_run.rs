@@ -6,7 +6,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Instant;
 
-use super::inventory::{Host, HostTarget};
+use super::inventory::Host;
 use crate::execution::actions::Context;
 use crate::execution::capabilities::Capabilities;
 use crate::execution::runner::{run_scenario, RunOptions};
@@ -14,9 +14,6 @@ use crate::report::fleet::{HostReport, HostStatus};
 use crate::report::{ScenarioReport, Status, StepReport};
 use crate::scenario::Scenario;
 use crate::target::http::HttpClient;
-use crate::target::local::LocalTarget;
-use crate::target::ssh::{default_known_hosts, HostKeyPolicy, SshOptions, SshTarget};
-use crate::target::Target;
 
 /// What a host's run reports while it goes, in order, tagged with the host's index.
 #[derive(Debug, Clone)]
@@ -57,26 +54,6 @@ pub fn without_run(host: &Host, plan: &Plan, status: HostStatus, reason: String)
     }
 }
 
-fn connect(host: &Host) -> Result<Arc<dyn Target>, String> {
-    match &host.target {
-        HostTarget::Local => Ok(Arc::new(LocalTarget)),
-        HostTarget::Ssh(address) => {
-            let options = SshOptions {
-                identity: host.identity.clone(),
-                policy: host.known_hosts.unwrap_or(HostKeyPolicy::Strict),
-                known_hosts: host
-                    .known_hosts_file
-                    .clone()
-                    .unwrap_or_else(default_known_hosts),
-                connect_timeout: host.connect_timeout,
-            };
-            SshTarget::connect(address.clone(), &options)
-                .map(|target| Arc::new(target) as Arc<dyn Target>)
-                .map_err(|error| error.to_string())
-        }
-    }
-}
-
 /// The run id a host's scenarios see as `{{run_id}}`: the fleet's with the host's place in
 /// the inventory, because hosts may share one Bitpoll (behind a load balancer, or one
 /// database) and the names scenarios derive from it (poll slugs) must not collide.
@@ -88,7 +65,7 @@ pub fn host_run_id(run_id: &str, index: usize) -> String {
 pub fn run_host(index: usize, host: &Host, plan: &Plan, send: &dyn Fn(Event)) -> HostReport {
     let started = Instant::now();
     send(Event::Connecting);
-    let target = match connect(host) {
+    let target = match host.connect() {
         Ok(target) => target,
         Err(reason) => {
             let mut report = without_run(host, plan, HostStatus::Unreachable, reason);

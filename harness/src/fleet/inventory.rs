@@ -19,7 +19,11 @@
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use crate::target::ssh::{HostKeyPolicy, SshAddress};
+use std::sync::Arc;
+
+use crate::target::local::LocalTarget;
+use crate::target::ssh::{default_known_hosts, HostKeyPolicy, SshAddress, SshOptions, SshTarget};
+use crate::target::Target;
 
 /// How long a host may take to accept the connection and finish the SSH handshake.
 pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(20);
@@ -121,6 +125,29 @@ pub fn resolve_path(written: &str, inventory_dir: &Path) -> PathBuf {
         path.to_path_buf()
     } else {
         inventory_dir.join(path)
+    }
+}
+
+impl Host {
+    /// The target to run this host's commands on: this machine, or one SSH session.
+    pub fn connect(&self) -> Result<Arc<dyn Target>, String> {
+        match &self.target {
+            HostTarget::Local => Ok(Arc::new(LocalTarget)),
+            HostTarget::Ssh(address) => {
+                let options = SshOptions {
+                    identity: self.identity.clone(),
+                    policy: self.known_hosts.unwrap_or(HostKeyPolicy::Strict),
+                    known_hosts: self
+                        .known_hosts_file
+                        .clone()
+                        .unwrap_or_else(default_known_hosts),
+                    connect_timeout: self.connect_timeout,
+                };
+                SshTarget::connect(address.clone(), &options)
+                    .map(|target| Arc::new(target) as Arc<dyn Target>)
+                    .map_err(|error| error.to_string())
+            }
+        }
     }
 }
 
